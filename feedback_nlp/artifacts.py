@@ -1,0 +1,294 @@
+"""Save and load a model folder.
+
+A model folder holds ``manifest.json`` (format version, taxonomy, encoder spec,
+thresholds, parameters, metrics, library versions and the sha256 of every other file),
+``heads.joblib`` (the fitted scikit-learn heads) and ``MODEL_CARD.md``. The encoder is
+referred to by its spec, not copied.
+
+joblib files are pickles: loading one can run code. We only unpickle a file after its
+sha256 matched the manifest, and the manifest is only trusted as far as the folder is:
+load model folders you made or got from someone you trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import joblib
+import numpy as np
+
+from .errors import ArtifactError
+from .taxonomy import Taxonomy
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+HEADS = "heads.joblib"
+CARD = "MODEL_CARD.md"
+# Where a `pip install .` puts the shipped default model, and where it sits in a checkout.
+PACKAGED_DEFAULT = Path(__file__).parent / "_default_model"
+CHECKOUT_DEFAULT = Path(__file__).resolve().parent.parent / "models" / "default"
+
+_LIBRARIES = ("feedback-nlp", "scikit-learn", "numpy", "joblib", "sentence-transformers", "torch", "transformers", "spacy")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _params(model) -> dict:
+    params = {}
+    for key, value in model.get_params(deep=False).items():
+        if key in ("encoder", "taxonomy"):
+            continue
+        params[key] = value.item() if isinstance(value, np.generic) else value
+    return params
+
+
+def save_model(model, path: str | Path, *, name: str | None = None, version: str | None = None,
+               card: str | None = None, extra_files: dict[str, bytes] | None = None) -> Path:
+    """Write a fitted ThemeClassifier to ``path`` atomically (temporary folder, then rename)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(model, "classes_")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(timezone.utc)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        if model.mode_ == "single":
+            heads = {"mode": "single", "head": model.head_}
+        else:
+            heads = {"mode": "multi", "theme_heads": model.theme_heads_, "polarity_heads": model.polarity_heads_}
+        joblib.dump(heads, tmp / HEADS, compress=3)
+        for fname, content in (extra_files or {}).items():
+            (tmp / fname).write_bytes(content)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "name": name or path.name,
+            "version": version or now.strftime("%Y%m%d-%H%M%S"),
+            "created": now.isoformat(timespec="seconds"),
+            "mode": model.mode_,
+            "taxonomy": model.taxonomy_.to_dict(),
+            "classes": [str(c) for c in model.classes_],
+            "encoder": model.encoder_.spec(),
+            "thresholds": {str(c): round(float(t), 6) for c, t in zip(model.classes_, model.thresholds_)},
+            "params": _params(model),
+            "metrics": getattr(model, "metrics_", {}),
+            "training": getattr(model, "training_", {}),
+            "libraries": library_versions(),
+        }
+        (tmp / CARD).write_text(card if card is not None else render_card(manifest), encoding="utf-8")
+        manifest["files"] = {
+            f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file() and f.name != MANIFEST
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o755)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_manifest(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_dir():
+        raise ArtifactError(f"model folder not found: {path}")
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise ArtifactError(f"{manifest_path}: missing; this folder is not a feedback-nlp model")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{manifest_path}: not valid JSON ({exc})") from None
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{manifest_path}: format_version {version!r} is not supported by this feedback-nlp "
+            f"(reads {FORMAT_VERSION}); retrain the model or upgrade feedback-nlp"
+        )
+    return manifest
+
+
+def verify_model(path: str | Path) -> dict:
+    """Check every file against the manifest's sha256; return the manifest."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    files = manifest.get("files") or {}
+    if HEADS not in files:
+        raise ArtifactError(f"{path / MANIFEST}: lists no {HEADS}; the model folder is incomplete")
+    for fname, expected in files.items():
+        fpath = path / fname
+        if not fpath.is_file():
+            raise ArtifactError(f"{fpath}: missing from the model folder (the manifest lists it)")
+        if sha256_file(fpath) != expected:
+            raise ArtifactError(
+                f"{fpath}: sha256 does not match the manifest; the file was altered or truncated"
+            )
+    return manifest
+
+
+def default_model_path() -> Path:
+    """The model used when none is named: $FEEDBACK_NLP_MODEL, a promoted model, or the shipped one."""
+    env = os.environ.get("FEEDBACK_NLP_MODEL")
+    if env:
+        return Path(env)
+    promoted = promoted_model_path()
+    if promoted is not None:
+        return promoted
+    for candidate in (PACKAGED_DEFAULT, CHECKOUT_DEFAULT):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    raise ArtifactError(
+        "no default model found: pass --model DIR or set FEEDBACK_NLP_MODEL "
+        f"(looked in {PACKAGED_DEFAULT} and {CHECKOUT_DEFAULT})"
+    )
+
+
+def registry_home() -> Path:
+    """Where promoted models live: $FEEDBACK_NLP_HOME or ~/.local/share/feedback-nlp."""
+    env = os.environ.get("FEEDBACK_NLP_HOME")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "feedback-nlp"
+
+
+def promoted_model_path() -> Path | None:
+    pointer = registry_home() / "current.json"
+    if not pointer.is_file():
+        return None
+    try:
+        target = Path(json.loads(pointer.read_text(encoding="utf-8"))["path"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{pointer}: unreadable ({exc}); delete it to fall back to the shipped model") from None
+    return target
+
+
+def load_model(path: str | Path | None = None, *, encoder=None):
+    """Load a verified model folder (default: see :func:`default_model_path`).
+
+    ``encoder`` overrides the encoder named in the manifest (e.g. a faster export of
+    the same model).
+    """
+    from .classifier import ThemeClassifier
+    from .encoders import load_encoder
+
+    path = Path(path) if path is not None else default_model_path()
+    manifest = verify_model(path)
+    try:
+        heads = joblib.load(path / HEADS)
+    except Exception as exc:  # a verified but unreadable pickle: say which file
+        raise ArtifactError(f"{path / HEADS}: cannot be read ({exc})") from None
+    taxonomy = Taxonomy.from_dict(manifest["taxonomy"])
+    params = {k: v for k, v in manifest.get("params", {}).items() if k in ThemeClassifier().get_params()}
+    model = ThemeClassifier(encoder=manifest["encoder"], taxonomy=taxonomy, **params)
+    model.encoder_ = load_encoder(encoder if encoder is not None else manifest["encoder"])
+    model.mode_ = manifest["mode"]
+    model.taxonomy_ = taxonomy
+    model.classes_ = np.array(manifest["classes"])
+    model.thresholds_ = np.array([manifest["thresholds"][c] for c in manifest["classes"]])
+    if heads.get("mode") != model.mode_:
+        raise ArtifactError(f"{path / HEADS}: holds {heads.get('mode')!r} heads but the manifest says {model.mode_!r}")
+    if model.mode_ == "single":
+        model.head_ = heads["head"]
+        model.polarity_heads_ = {}
+    else:
+        model.theme_heads_ = heads["theme_heads"]
+        model.polarity_heads_ = heads["polarity_heads"]
+    model.metrics_ = manifest.get("metrics", {})
+    model.training_ = manifest.get("training", {})
+    model.manifest_ = manifest
+    model.path_ = path
+    return model
+
+
+def render_card(manifest: dict) -> str:
+    """A markdown model card from the manifest."""
+    lines = [
+        f"# Model card: {manifest['name']} ({manifest['version']})",
+        "",
+        f"Created {manifest['created']} with feedback-nlp {manifest['libraries'].get('feedback-nlp', '?')}.",
+        "",
+        "## What it does",
+        "",
+        f"Tags survey comments ({manifest['mode']}-label) with the themes below. Encoder: "
+        f"`{json.dumps(manifest['encoder'])}` (referred to, not copied); plain scikit-learn heads on top.",
+        "",
+        "| theme | name | polarity | threshold |",
+        "|---|---|---|---|",
+    ]
+    for theme in manifest["taxonomy"]["themes"]:
+        pol = "predicted" if theme.get("polar") else (theme.get("fixed_polarity") or "-")
+        lines.append(f"| `{theme['id']}` | {theme['name']} | {pol} | {manifest['thresholds'].get(theme['id'], 0):.3f} |")
+    training = manifest.get("training") or {}
+    if training:
+        lines += ["", "## Training data", ""]
+        for key, value in training.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k}: {v}" for k, v in value.items())
+            lines.append(f"- **{key}**: {value}")
+    lines += ["", "## Parameters", ""] + [f"- `{k}` = `{v}`" for k, v in manifest["params"].items()]
+    for split, metrics in (manifest.get("metrics") or {}).items():
+        lines += ["", f"## Metrics: {split}", ""]
+        per_theme = metrics.get("per_theme", {})
+        if per_theme:
+            lines += ["| theme | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+            for theme, m in per_theme.items():
+                spread = f" ± {m['f1_std']:.3f}" if "f1_std" in m else ""
+                lines.append(
+                    f"| `{theme}` | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f}{spread} | {m['support']} |"
+                )
+        for key in ("macro_f1", "micro_f1", "accuracy", "polarity_accuracy", "n"):
+            if key in metrics and metrics[key] is not None:
+                value = metrics[key]
+                lines.append(f"- **{key}**: {value:.4f}" if isinstance(value, float) else f"- **{key}**: {value}")
+    lines += ["", "## Libraries", ""] + [f"- {k} {v}" for k, v in manifest["libraries"].items()]
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "- Trained on English comments; other languages are not evaluated.",
+        "- Scores are model confidences, not calibrated probabilities unless stated above.",
+        "- heads.joblib is a pickle: load model folders only from sources you trust; the manifest's sha256 is checked first.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,421 @@
+"""ThemeClassifier: a frozen sentence encoder (the body) plus plain scikit-learn heads.
+
+Multi-label themes are scored per sentence and combined per theme by the maximum, so a
+theme hidden in one sentence of a long comment is found and that sentence is the
+evidence. Training is multiple-instance: a comment's label teaches its best-matching
+sentence, and every sentence of a comment without the theme is a negative example.
+Per-theme thresholds are tuned on out-of-fold scores. Polar themes get a polarity head
+applied to the evidence sentence.
+
+Single-label data (one class name per row) trains a multinomial head on whole texts and
+predicts the top class through the same interface.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils.validation import check_is_fitted
+
+from .encoders import Encoder, load_encoder
+from .errors import InvalidInputError
+from .labels import is_single_label, normalize_label
+from .taxonomy import Taxonomy
+from .text import Sentence, split_sentences_many
+
+MAX_CHARS = 20_000
+MAX_SENTENCES = 64  # per comment; beyond this the rest of a very long comment is not scored
+
+
+@dataclass
+class _Units:
+    """The pieces of a batch of comments that get encoded."""
+
+    sentences: list[list[Sentence]]  # per comment
+    unit_index: list[list[int]]  # per comment: rows in `vectors`; [0] is the whole comment
+    vectors: np.ndarray  # [n_unique_units, dim]
+    truncated: list[bool]
+
+
+class _Constant:
+    """A head for a training fold where a theme has only one class: it predicts that class."""
+
+    def __init__(self, value: float):
+        self.value = float(value)
+
+    def predict_proba(self, X):
+        p = np.full(len(X), self.value)
+        return np.column_stack([1 - p, p])
+
+
+def _fit_binary(X, y, C, class_weight, random_state):
+    y = np.asarray(y, dtype=int)
+    if y.min() == y.max():
+        return _Constant(y[0])
+    head = LogisticRegression(C=C, class_weight=class_weight, max_iter=3000, random_state=random_state)
+    return head.fit(X, y)
+
+
+def _best_f1_threshold(scores: np.ndarray, truth: np.ndarray, target_precision: float | None) -> float:
+    """Threshold on ``scores`` that maximises F1 (or recall at a target precision)."""
+    if truth.sum() == 0:
+        return 0.5
+    order = np.argsort(-scores, kind="stable")
+    s, t = scores[order], truth[order]
+    tp = np.cumsum(t)
+    fp = np.cumsum(1 - t)
+    # Only cut between distinct scores.
+    last = np.r_[s[1:] != s[:-1], True]
+    tp, fp, cut = tp[last], fp[last], s[last]
+    precision = tp / (tp + fp)
+    recall = tp / t.sum()
+    if target_precision is not None:
+        ok = np.flatnonzero(precision >= target_precision)
+        if len(ok):
+            i = ok[np.argmax(recall[ok])]
+            return float(cut[i])
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    i = int(np.argmax(f1))
+    # Put the threshold halfway to the next lower score so it is not tied to one example.
+    nxt = s[np.searchsorted(-s, -cut[i], side="right")] if i + 1 < len(cut) else cut[i] - 0.05
+    return float(max(1e-6, (cut[i] + nxt) / 2))
+
+
+class ThemeClassifier(ClassifierMixin, BaseEstimator):
+    """Tags comments with themes, polarity, confidence and evidence.
+
+    Parameters
+    ----------
+    encoder : encoder spec (model name, local path, dict) or an Encoder; None = default.
+    taxonomy : Taxonomy, path to a taxonomy JSON file, or None to infer from labels.
+    sentence_level : score each sentence and combine per theme (True) or whole comments only.
+    C, polarity_C : inverse regularisation of the theme and polarity heads.
+    class_weight : passed to the heads ("balanced" or None).
+    threshold : "f1" (tune per theme on out-of-fold scores), "precision" (meet
+        ``target_precision``, else best F1), or a number used for every theme.
+    cv : folds for threshold tuning.
+    """
+
+    def __init__(
+        self,
+        encoder=None,
+        taxonomy=None,
+        sentence_level: bool = True,
+        C: float = 4.0,
+        polarity_C: float = 4.0,
+        class_weight: str | None = "balanced",
+        threshold="f1",
+        target_precision: float | None = None,
+        cv: int = 5,
+        max_chars: int = MAX_CHARS,
+        batch_size: int = 64,
+        random_state: int = 0,
+    ):
+        self.encoder = encoder
+        self.taxonomy = taxonomy
+        self.sentence_level = sentence_level
+        self.C = C
+        self.polarity_C = polarity_C
+        self.class_weight = class_weight
+        self.threshold = threshold
+        self.target_precision = target_precision
+        self.cv = cv
+        self.max_chars = max_chars
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ labels
+    def _parse_y(self, y):
+        """-> (mode, taxonomy, Y [n,k] int, polarity {theme: array of 1/0/-1})."""
+        if hasattr(y, "ndim") and getattr(y, "ndim") == 2:
+            Y = np.asarray(y, dtype=int)
+            taxonomy = self._given_taxonomy() or Taxonomy.from_labels({f"theme_{j}": set() for j in range(Y.shape[1])})
+            if len(taxonomy) != Y.shape[1]:
+                raise InvalidInputError(f"label matrix has {Y.shape[1]} columns, taxonomy {len(taxonomy)} themes")
+            return "multi", taxonomy, Y, {t: np.full(len(Y), -1) for t in taxonomy.polar_ids}
+        if is_single_label(y):
+            labels = np.asarray([str(v) for v in y])
+            classes = sorted(set(labels))
+            taxonomy = self._given_taxonomy() or Taxonomy.from_labels({c: set() for c in classes})
+            unknown = sorted(set(classes) - set(taxonomy.ids))
+            if unknown:
+                raise InvalidInputError(f"labels not in the taxonomy: {', '.join(unknown)}")
+            return "single", taxonomy, labels, {}
+        rows = [normalize_label(v, where=f"row {i + 1}: ") for i, v in enumerate(y)]
+        seen: dict[str, set] = {}
+        for row in rows:
+            for theme, pol in row.items():
+                seen.setdefault(theme, set()).add(pol)
+        taxonomy = self._given_taxonomy() or Taxonomy.from_labels(seen)
+        for i, row in enumerate(rows):
+            for theme in row:
+                if theme not in taxonomy:
+                    raise InvalidInputError(
+                        f"row {i + 1}: unknown theme {theme!r}; the taxonomy has {', '.join(taxonomy.ids)}"
+                    )
+        Y = np.array([[int(t in row) for t in taxonomy.ids] for row in rows], dtype=int).reshape(len(rows), len(taxonomy))
+        polarity = {
+            t: np.array([{"positive": 1, "negative": 0}.get(row.get(t), -1) if t in row else -1 for row in rows])
+            for t in taxonomy.polar_ids
+        }
+        return "multi", taxonomy, Y, polarity
+
+    def _given_taxonomy(self) -> Taxonomy | None:
+        if self.taxonomy is None:
+            return None
+        if isinstance(self.taxonomy, Taxonomy):
+            return self.taxonomy
+        if isinstance(self.taxonomy, dict):
+            return Taxonomy.from_dict(self.taxonomy)
+        if self.taxonomy == "default":
+            from .taxonomy import DEFAULT_TAXONOMY
+
+            return DEFAULT_TAXONOMY
+        return Taxonomy.from_file(self.taxonomy)
+
+    # ------------------------------------------------------------------ encoding
+    def _prepare(self, X) -> tuple[list[str], list[bool]]:
+        texts, truncated = [], []
+        for i, x in enumerate(X):
+            if x is None or (isinstance(x, float) and math.isnan(x)):
+                x = ""
+            if not isinstance(x, str):
+                raise InvalidInputError(f"row {i + 1}: text must be a string, got {type(x).__name__}")
+            x = x.replace("\x00", " ")
+            truncated.append(len(x) > self.max_chars)
+            texts.append(x[: self.max_chars])
+        return texts, truncated
+
+    def _units(self, X, encoder: Encoder) -> _Units:
+        texts, truncated = self._prepare(X)
+        sentences = split_sentences_many(texts)
+        index: dict[str, int] = {}
+        unit_index: list[list[int]] = []
+        for sents in sentences:
+            sents = sents[:MAX_SENTENCES]
+            if not sents:
+                unit_index.append([])
+                continue
+            whole = " ".join(s.text for s in sents)
+            pieces = [whole] + ([s.text for s in sents] if len(sents) > 1 else [])
+            unit_index.append([index.setdefault(p, len(index)) for p in pieces])
+        unique = list(index)
+        vectors = encoder.encode(unique, batch_size=self.batch_size) if unique else np.zeros((0, 1), np.float32)
+        return _Units(sentences, unit_index, np.asarray(vectors, dtype=np.float32), truncated)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y):
+        X = list(X)
+        if len(X) != len(y):
+            raise InvalidInputError(f"{len(X)} texts but {len(y)} labels")
+        if len(X) == 0:
+            raise InvalidInputError("no training data")
+        mode, taxonomy, Y, polarity = self._parse_y(y)
+        self.encoder_ = load_encoder(self.encoder)
+        self.mode_ = mode
+        self.taxonomy_ = taxonomy
+        self.classes_ = np.array(taxonomy.ids)
+        units = self._units(X, self.encoder_)
+        empty = [i for i, u in enumerate(units.unit_index) if not u]
+        if empty:
+            raise InvalidInputError(
+                f"{len(empty)} training texts are empty (rows {', '.join(str(i + 1) for i in empty[:10])}); "
+                "remove them or give them text"
+            )
+        if mode == "single":
+            whole = units.vectors[[u[0] for u in units.unit_index]]
+            head = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000, random_state=self.random_state)
+            self.head_ = head.fit(whole, Y)
+            self.classes_ = self.head_.classes_
+            self.thresholds_ = np.zeros(len(self.classes_))
+            self.polarity_heads_ = {}
+            return self
+        missing = [t for j, t in enumerate(taxonomy.ids) if Y[:, j].sum() == 0]
+        if missing:
+            raise InvalidInputError(
+                f"no training example has theme(s) {', '.join(missing)}; add examples or drop them from the taxonomy"
+            )
+        self.theme_heads_, self.polarity_heads_ = self._fit_heads(units, list(range(len(X))), Y, polarity)
+        self.thresholds_ = self._tune_thresholds(units, Y, polarity)
+        return self
+
+    def _fit_heads(self, units: _Units, rows: list[int], Y, polarity):
+        """Fit one theme head per theme and one polarity head per polar theme on ``rows``."""
+        V = units.vectors
+        whole = np.array([units.unit_index[i][0] for i in rows])
+        theme_heads = []
+        evidence_unit: dict[tuple[int, int], int] = {}
+        for j in range(Y.shape[1]):
+            y = Y[rows, j]
+            head = _fit_binary(V[whole], y, self.C, self.class_weight, self.random_state)
+            if self.sentence_level:
+                extra_x, extra_y = [], []
+                for r, label in zip(rows, y):
+                    sent_units = units.unit_index[r][1:]
+                    if not sent_units:
+                        continue
+                    if label:
+                        # The sentence the first head finds most on-theme carries the label.
+                        p = head.predict_proba(V[sent_units])[:, 1]
+                        best = sent_units[int(np.argmax(p))]
+                        evidence_unit[(r, j)] = best
+                        extra_x.append(best)
+                        extra_y.append(1)
+                    else:
+                        extra_x.extend(sent_units)
+                        extra_y.extend([0] * len(sent_units))
+                if extra_x:
+                    head = _fit_binary(
+                        np.vstack([V[whole], V[extra_x]]), np.r_[y, extra_y], self.C, self.class_weight, self.random_state
+                    )
+            theme_heads.append(head)
+        polarity_heads = {}
+        for t, pol in polarity.items():
+            j = self.taxonomy_.ids.index(t)
+            xs, ys = [], []
+            for r in rows:
+                if pol[r] >= 0:
+                    xs.append(units.unit_index[r][0])
+                    ys.append(pol[r])
+                    if (r, j) in evidence_unit:
+                        xs.append(evidence_unit[(r, j)])
+                        ys.append(pol[r])
+            if ys:
+                polarity_heads[t] = _fit_binary(V[xs], ys, self.polarity_C, self.class_weight, self.random_state)
+            else:
+                polarity_heads[t] = _Constant(0.0)  # no polarity labels seen: negative by default
+        return theme_heads, polarity_heads
+
+    def _tune_thresholds(self, units: _Units, Y, polarity) -> np.ndarray:
+        k = Y.shape[1]
+        if not isinstance(self.threshold, str):
+            return np.full(k, float(self.threshold))
+        n = len(Y)
+        folds = min(self.cv, int(Y.sum(axis=0).min()), n)
+        if folds < 2:
+            return np.full(k, 0.5)
+        oof = np.zeros((n, k))
+        splitter = KFold(folds, shuffle=True, random_state=self.random_state)
+        # Stratify on the rarest theme so every fold sees it.
+        rare = int(np.argmin(Y.sum(axis=0)))
+        strat = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        splits = strat.split(np.zeros(n), Y[:, rare]) if Y[:, rare].sum() >= folds else splitter.split(np.zeros(n))
+        for train, test in splits:
+            heads, _ = self._fit_heads(units, list(train), Y, polarity)
+            oof[test] = self._theme_scores(units, heads, list(test))[0]
+        self.oof_scores_ = oof
+        target = self.target_precision if self.threshold == "precision" else None
+        return np.array([_best_f1_threshold(oof[:, j], Y[:, j], target) for j in range(k)])
+
+    # ------------------------------------------------------------------ scoring
+    def _theme_scores(self, units: _Units, heads, rows: list[int]):
+        """Comment-level scores [len(rows), k] and, per comment and theme, the best sentence index."""
+        V = units.vectors
+        needed = sorted({u for r in rows for u in units.unit_index[r]})
+        pos = {u: i for i, u in enumerate(needed)}
+        k = len(heads)
+        P = np.column_stack([h.predict_proba(V[needed])[:, 1] for h in heads]) if needed else np.zeros((0, k))
+        scores = np.zeros((len(rows), k))
+        best_sentence = np.zeros((len(rows), k), dtype=int)
+        for i, r in enumerate(rows):
+            idx = units.unit_index[r]
+            if not idx:
+                continue
+            p = P[[pos[u] for u in idx]]
+            if len(idx) == 1:
+                scores[i] = p[0]
+                continue
+            sentence_p = p[1:]
+            best_sentence[i] = np.argmax(sentence_p, axis=0)
+            scores[i] = p.max(axis=0) if self.sentence_level else p[0]
+        return scores, best_sentence
+
+    def _analyse(self, X):
+        check_is_fitted(self, "classes_")
+        X = list(X)
+        units = self._units(X, self.encoder_)
+        rows = list(range(len(X)))
+        if self.mode_ == "single":
+            scores = np.zeros((len(X), len(self.classes_)))
+            has = [i for i in rows if units.unit_index[i]]
+            if has:
+                scores[has] = self.head_.predict_proba(units.vectors[[units.unit_index[i][0] for i in has]])
+            return units, scores, np.zeros(scores.shape, dtype=int)
+        scores, best = self._theme_scores(units, self.theme_heads_, rows)
+        return units, scores, best
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Score of every theme for every text, shape [n, n_themes]."""
+        return self._analyse(X)[1]
+
+    def decide(self, scores: np.ndarray) -> np.ndarray:
+        """Boolean [n, k]: which themes each comment is tagged with."""
+        if self.mode_ == "single":
+            out = np.zeros(scores.shape, dtype=bool)
+            nonempty = scores.sum(axis=1) > 0
+            out[np.flatnonzero(nonempty), scores[nonempty].argmax(axis=1)] = True
+            return out
+        return scores >= self.thresholds_
+
+    def predict(self, X):
+        """Multi-label: indicator matrix [n, k]. Single-label: the top class per text."""
+        scores = self.predict_proba(X)
+        if self.mode_ == "single":
+            return self.classes_[scores.argmax(axis=1)]
+        return self.decide(scores).astype(int)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy for single-label models; macro-F1 over themes for multi-label ones."""
+        if self.mode_ == "single":
+            return super().score(X, y, sample_weight)
+        _, _, Y, _ = self._parse_y(y) if not (hasattr(y, "ndim") and y.ndim == 2) else (None, None, np.asarray(y), None)
+        return float(f1_score(Y, self.predict(X), average="macro", zero_division=0))
+
+    def classify(self, X) -> list[dict]:
+        """The full answer per text: tagged themes (score, polarity, evidence) and all scores."""
+        units, scores, best = self._analyse(X)
+        tagged = self.decide(scores)
+        ids = [str(c) for c in self.classes_]
+        polar = set(self.taxonomy_.polar_ids) if self.mode_ == "multi" else set()
+        results = []
+        # Polarity of each tagged polar theme is read from its evidence sentence.
+        pol_requests: dict[str, list[tuple[int, int]]] = {}
+        for i in range(len(scores)):
+            for j in np.flatnonzero(tagged[i]):
+                if ids[j] in polar:
+                    sent = int(best[i, j])
+                    idx = units.unit_index[i]
+                    unit = idx[0] if len(idx) == 1 else idx[1 + sent]
+                    pol_requests.setdefault(ids[j], []).append((i, unit))
+        pol_scores: dict[tuple[int, str], float] = {}
+        for theme, reqs in pol_requests.items():
+            p = self.polarity_heads_[theme].predict_proba(units.vectors[[u for _, u in reqs]])[:, 1]
+            for (i, _), value in zip(reqs, p):
+                pol_scores[(i, theme)] = float(value)
+        for i in range(len(scores)):
+            themes = []
+            sents = units.sentences[i]
+            for j in sorted(np.flatnonzero(tagged[i]), key=lambda j: -scores[i, j]):
+                theme = ids[j]
+                sent = sents[int(best[i, j])] if sents else None
+                entry = {"theme": theme, "score": round(float(scores[i, j]), 4), "polarity": None, "polarity_score": None}
+                if self.mode_ == "multi" and theme in polar:
+                    p_pos = pol_scores[(i, theme)]
+                    entry["polarity"] = "positive" if p_pos >= 0.5 else "negative"
+                    entry["polarity_score"] = round(max(p_pos, 1 - p_pos), 4)
+                elif self.mode_ == "multi":
+                    entry["polarity"] = self.taxonomy_[theme].fixed_polarity
+                entry["evidence"] = {"text": sent.text, "start": sent.start, "end": sent.end} if sent else None
+                themes.append(entry)
+            result = {"themes": themes, "scores": {t: round(float(s), 4) for t, s in zip(ids, scores[i])}}
+            if units.truncated[i]:
+                result["truncated"] = True
+            results.append(result)
+        return results

@@ -1,0 +1,133 @@
+"""The `feedback-nlp` command line. A shell: decode arguments, call the library, report.
+
+Commands from `training` (train, evaluate, ...) and `serve` (serve) plug in through the
+entry-point group ``feedback_nlp.commands`` so this package never imports them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import FeedbackNLPError
+
+app = typer.Typer(
+    name="feedback-nlp",
+    help="Tag IT service-desk survey comments with themes, polarity and evidence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def handle_errors(func):
+    """Turn library errors into a one-line message on stderr and the error's exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except FeedbackNLPError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"feedback-nlp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+):
+    """Tag IT service-desk survey comments with themes, polarity and evidence."""
+
+
+@app.command()
+@handle_errors
+def classify(
+    input: str = typer.Argument(..., help="CSV, TSV, JSONL, Parquet or Excel file; - for JSONL on stdin."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Output file (format from its extension); default: INPUT.tagged.EXT, or stdout for -."),
+    text_column: str = typer.Option("text", help="Column holding the comment."),
+    id_column: Optional[str] = typer.Option(None, help="Column identifying each row (for error reports)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model folder (default: the promoted or shipped model)."),
+    redact: bool = typer.Option(False, help="Redact e-mails, phone numbers, URLs and ID numbers in the output text and evidence."),
+    errors_file: Optional[Path] = typer.Option(None, help="Write one JSON line per row problem here."),
+    chunk_size: int = typer.Option(512, min=1, help="Rows read, encoded and written at a time."),
+    progress: bool = typer.Option(True, help="Progress bar on stderr."),
+):
+    """Tag every comment in a file; every input row gives one output row."""
+    from .artifacts import load_model
+    from .batch import classify_file
+
+    if output is None:
+        if input == "-":
+            output = "-"
+        else:
+            path = Path(input)
+            output = str(path.with_name(f"{path.stem}.tagged{path.suffix if path.suffix.lower() not in ('.xlsx', '.xls') else '.csv'}"))
+    loaded = load_model(model)
+    summary = classify_file(
+        loaded, input, output, text_column=text_column, id_column=id_column, chunk_size=chunk_size,
+        redact=redact, errors_path=errors_file, progress=progress and sys.stderr.isatty(),
+    )
+    tagged = ", ".join(f"{t} {n}" for t, n in summary.tagged.most_common()) or "none"
+    typer.echo(f"{summary.rows} rows -> {output}; themes: {tagged}; empty: {summary.empty}; truncated: {summary.truncated}", err=True)
+    if summary.problem_count:
+        typer.echo(f"{summary.problem_count} row problem(s) (rows kept, see below):", err=True)
+        for row, row_id, problem in summary.problems[:20]:
+            typer.echo(f"  row {row}{f' (id {row_id})' if row_id else ''}: {problem}", err=True)
+        if summary.problem_count > 20:
+            typer.echo(f"  ... and {summary.problem_count - 20} more" + (f" in {errors_file}" if errors_file else " (use --errors-file)"), err=True)
+
+
+@app.command()
+@handle_errors
+def info(
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model folder (default: the promoted or shipped model)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+):
+    """Show a model's taxonomy, thresholds, encoder and metrics."""
+    from .artifacts import default_model_path, verify_model
+
+    path = model or default_model_path()
+    manifest = verify_model(path)
+    if as_json:
+        typer.echo(json.dumps({"path": str(path), **manifest}, indent=2))
+        return
+    typer.echo(f"model    {manifest['name']} {manifest['version']} ({path})")
+    typer.echo(f"encoder  {json.dumps(manifest['encoder'])}")
+    typer.echo(f"mode     {manifest['mode']}-label, {len(manifest['classes'])} themes")
+    for theme in manifest["taxonomy"]["themes"]:
+        polarity = "polar" if theme.get("polar") else (theme.get("fixed_polarity") or "")
+        typer.echo(f"  {theme['id']:<16} threshold {manifest['thresholds'][theme['id']]:.3f}  {polarity:<9} {theme['name']}")
+    for split, metrics in (manifest.get("metrics") or {}).items():
+        parts = [f"{k} {metrics[k]:.3f}" for k in ("macro_f1", "micro_f1", "accuracy", "polarity_accuracy") if metrics.get(k) is not None]
+        typer.echo(f"metrics  {split}: " + ", ".join(parts))
+
+
+def _register_plugins() -> None:
+    for ep in entry_points(group="feedback_nlp.commands"):
+        try:
+            ep.load()(app)
+        except ImportError as exc:  # an optional extra is not installed
+            name = ep.name
+
+            @app.command(name=name, help=f"(unavailable: {exc})", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+            def unavailable(ctx: typer.Context, _exc=str(exc), _name=name):
+                typer.echo(f"error: `{_name}` needs packages that are not installed ({_exc})", err=True)
+                raise typer.Exit(1)
+
+
+_register_plugins()

