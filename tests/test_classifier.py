@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+
+from feedback_nlp import HashingEncoder, InvalidInputError, ThemeClassifier
+
+
+def test_init_only_stores_params_and_clone_round_trips(fake_encoder):
+    model = ThemeClassifier(encoder=fake_encoder, C=2.0, sentence_level=False)
+    assert model.get_params()["C"] == 2.0
+    copy = clone(model)
+    assert copy.get_params()["sentence_level"] is False and not hasattr(copy, "classes_")
+    copy.set_params(C=7.0)
+    assert copy.C == 7.0
+
+
+def test_predict_before_fit_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        ThemeClassifier(encoder=HashingEncoder()).predict(["hello"])
+
+
+def test_multilabel_fit_predict_and_output_contract(fitted):
+    assert list(fitted.classes_) == ["speed", "attitude", "skills", "not_solved", "bounced_around"]
+    results = fitted.classify(["Quick fix but he was rude.", "", "Thanks!"])
+    first = results[0]
+    assert {t["theme"] for t in first["themes"]} >= {"speed", "attitude"}
+    by_theme = {t["theme"]: t for t in first["themes"]}
+    assert by_theme["speed"]["polarity"] == "positive" and by_theme["attitude"]["polarity"] == "negative"
+    for theme in first["themes"]:
+        assert set(theme) == {"theme", "score", "polarity", "polarity_score", "evidence"}
+        assert 0 <= theme["score"] <= 1 and 0.5 <= theme["polarity_score"] <= 1
+        assert set(theme["evidence"]) == {"text", "start", "end"}
+    scores = [t["score"] for t in first["themes"]]
+    assert scores == sorted(scores, reverse=True)
+    assert set(first["scores"]) == set(fitted.classes_)
+    assert results[1]["themes"] == [] and all(v == 0.0 for v in results[1]["scores"].values())
+    assert results[2]["themes"] == []
+
+
+def test_evidence_is_the_sentence_that_carries_the_theme(fitted):
+    text = "Thanks for your help today, all good. The printer is still broken though."
+    result = fitted.classify([text])[0]
+    theme = next(t for t in result["themes"] if t["theme"] == "not_solved")
+    ev = theme["evidence"]
+    assert ev["text"] == "The printer is still broken though."
+    assert text[ev["start"] : ev["end"]] == ev["text"]
+    assert theme["polarity"] == "negative" and theme["polarity_score"] is None
+
+
+def test_sentence_level_finds_a_theme_hidden_in_a_long_comment(tiny_rows, fake_encoder):
+    texts = [r["text"] for r in tiny_rows]
+    labels = [r["themes"] for r in tiny_rows]
+    hidden = ("Thanks for all the help today. All good now. Appreciate your hard work, great job. "
+              "I was transferred between three teams.")
+    sentence = ThemeClassifier(encoder=fake_encoder, cv=3, C=10.0).fit(texts, labels)
+    whole = ThemeClassifier(encoder=fake_encoder, cv=3, C=10.0, sentence_level=False).fit(texts, labels)
+    j = list(sentence.classes_).index("bounced_around")
+    assert sentence.predict_proba([hidden])[0, j] > whole.predict_proba([hidden])[0, j]
+    assert "bounced_around" in [t["theme"] for t in sentence.classify([hidden])[0]["themes"]]
+
+
+def test_thresholds_are_tuned_per_theme(fitted):
+    assert fitted.thresholds_.shape == (5,)
+    assert len(set(np.round(fitted.thresholds_, 6))) > 1
+
+
+def test_fixed_threshold_and_precision_strategy(tiny_rows, fake_encoder):
+    texts = [r["text"] for r in tiny_rows]
+    labels = [r["themes"] for r in tiny_rows]
+    fixed = ThemeClassifier(encoder=fake_encoder, threshold=0.4).fit(texts, labels)
+    assert np.allclose(fixed.thresholds_, 0.4)
+    strict = ThemeClassifier(encoder=fake_encoder, cv=3, threshold="precision", target_precision=0.99).fit(texts, labels)
+    loose = ThemeClassifier(encoder=fake_encoder, cv=3).fit(texts, labels)
+    assert (strict.thresholds_ >= loose.thresholds_ - 1e-9).all()
+
+
+def test_label_formats_are_equivalent(tiny_rows, fake_encoder):
+    texts = [r["text"] for r in tiny_rows]
+    as_dicts = [r["themes"] for r in tiny_rows]
+    as_strings = [";".join(f"{k}:{v}" for k, v in r["themes"].items()) for r in tiny_rows]
+    a = ThemeClassifier(encoder=fake_encoder, cv=3).fit(texts, as_dicts)
+    b = ThemeClassifier(encoder=fake_encoder, cv=3).fit(texts, as_strings)
+    assert np.allclose(a.predict_proba(texts), b.predict_proba(texts))
+
+
+def test_unknown_theme_and_empty_text_are_named(fake_encoder):
+    from feedback_nlp import DEFAULT_TAXONOMY
+
+    with pytest.raises(InvalidInputError, match="row 2: unknown theme 'speedy'"):
+        ThemeClassifier(encoder=fake_encoder, taxonomy=DEFAULT_TAXONOMY).fit(["a", "b"], [{"speed": "pos"}, {"speedy": "neg"}])
+    with pytest.raises(InvalidInputError, match="empty"):
+        ThemeClassifier(encoder=fake_encoder).fit(["fast", "  "], [{"speed": "pos"}, {}])
+
+
+def test_single_label_data_predicts_top_class(fake_encoder):
+    texts = ["card not arrived", "where is my card", "card still missing", "reset my pin", "forgot pin", "change pin please"] * 3
+    labels = ["card_arrival"] * 3 + ["pin"] * 3
+    labels = labels * 3
+    model = ThemeClassifier(encoder=fake_encoder, C=10.0).fit(texts, labels)
+    assert model.mode_ == "single"
+    assert list(model.predict(["my card has not arrived", "new pin"])) == ["card_arrival", "pin"]
+    result = model.classify(["pin reset"])[0]
+    assert [t["theme"] for t in result["themes"]] == ["pin"] and result["themes"][0]["polarity"] is None
+    assert model.score(texts, labels) == 1.0
+
+
+def test_works_inside_cross_val_score_and_grid_search(fake_encoder):
+    texts = ["card not arrived", "where is my card", "card still missing", "reset my pin", "forgot pin", "change pin please"] * 4
+    labels = (["card_arrival"] * 3 + ["pin"] * 3) * 4
+    scores = cross_val_score(ThemeClassifier(encoder=fake_encoder), texts, labels, cv=3)
+    assert scores.mean() > 0.8
+    grid = GridSearchCV(ThemeClassifier(encoder=fake_encoder), {"C": [0.5, 5.0]}, cv=2).fit(texts, labels)
+    assert grid.best_params_["C"] in (0.5, 5.0)
+
+
+def test_multilabel_score_is_macro_f1(fitted, tiny_rows):
+    texts = [r["text"] for r in tiny_rows]
+    labels = [r["themes"] for r in tiny_rows]
+    assert 0.5 < fitted.score(texts, labels) <= 1.0
+
+
+def test_long_and_hostile_text_is_truncated_not_fatal(fitted):
+    long = "the printer is still broken. " * 5000
+    results = fitted.classify([long, "nul\x00char", None, float("nan")])
+    assert results[0]["truncated"] is True and len(results) == 4
+    assert all(t["evidence"]["end"] <= fitted.max_chars for t in results[0]["themes"])
+    assert results[2]["themes"] == [] and results[3]["themes"] == []
+    with pytest.raises(InvalidInputError, match="row 1"):
+        fitted.classify([123])
+
+
+def test_duplicate_texts_are_encoded_once(fitted):
+    calls = []
+    inner = fitted.encoder_
+
+    class Counting:
+        dim = inner.dim
+
+        def encode(self, texts, batch_size=64):
+            calls.append(len(texts))
+            return inner.encode(texts)
+
+        def spec(self):
+            return inner.spec()
+
+    fitted.encoder_ = Counting()
+    fitted.classify(["thanks", "thanks", "thanks", "slow"])
+    assert calls == [2]

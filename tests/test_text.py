@@ -1,0 +1,70 @@
+from hypothesis import given, settings, strategies as st
+
+from feedback_nlp.text import EMAIL_RE, PHONE_RE, normalize, normalize_with_offsets, redact, split_sentences
+
+
+def test_normalize_decodes_entities_and_joins_stray_line_breaks():
+    assert normalize("Fast &amp; friendly\nservice\x07 thanks&nbsp;!") == "Fast & friendly service thanks !"
+
+
+def test_line_break_before_a_new_sentence_is_a_boundary():
+    sentences = split_sentences("Fixed quickly\nBut the tech was rude")
+    assert [s.text for s in sentences] == ["Fixed quickly", "But the tech was rude"]
+
+
+def test_sentence_offsets_point_into_the_original_text():
+    text = "  Hi&nbsp;team,\r\nthe printer\non floor 3 works. Thanks &amp; cheers!  "
+    sentences = split_sentences(text)
+    assert [s.text for s in sentences] == ["Hi team, the printer on floor 3 works.", "Thanks & cheers!"]
+    assert text[sentences[1].start : sentences[1].end] == "Thanks &amp; cheers!"
+    assert text[sentences[0].start : sentences[0].end].startswith("Hi&nbsp;team")
+
+
+def test_empty_and_blank_texts_have_no_sentences():
+    assert split_sentences("") == []
+    assert split_sentences(" \n\t ") == []
+
+
+def test_redaction_covers_email_phone_url_and_ids_but_keeps_ticket_numbers():
+    text = "Mail jo.smith@acme.co.uk or call +44 20 7946 0958 / (555) 123-4567, see https://x.io/a, emp 1234567, INC0012345"
+    out = redact(text)
+    assert "acme" not in out and "7946" not in out and "123-4567" not in out and "x.io" not in out
+    assert "1234567" not in out.replace("INC0012345", "")
+    assert "INC0012345" in out
+    assert "[EMAIL]" in out and "[PHONE]" in out and "[URL]" in out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_unicode_gives_sentences_inside_the_text(text):
+    for s in split_sentences(text):
+        assert 0 <= s.start < s.end <= len(text)
+        assert s.text.strip() == s.text and s.text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_normalisation_is_idempotent(text):
+    once = normalize(text)
+    assert normalize(once) == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_offset_maps_have_one_entry_per_character(text):
+    norm, starts, ends = normalize_with_offsets(text)
+    assert len(norm) == len(starts) == len(ends)
+    assert all(0 <= a < b <= len(text) for a, b in zip(starts, ends))
+
+
+_local = st.text(alphabet="abcxyz019._-", min_size=1, max_size=12)
+emails = st.builds(lambda a, b, c: f"{a}@{b}.{c}", _local, st.text("abcdef", min_size=1, max_size=8), st.sampled_from(["com", "co.uk", "org"]))
+phones = st.builds(lambda a, b, c: f"+{a} {b} {c}", st.integers(1, 99), st.integers(100, 9999), st.integers(100000, 9999999))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40), emails, st.text(max_size=40), phones, st.text(max_size=40))
+def test_redaction_never_leaks_an_email_or_phone(a, email, b, phone, c):
+    out = redact(f"{a} {email} {b} {phone} {c}")
+    assert not EMAIL_RE.search(out)
+    assert not PHONE_RE.search(out)
