@@ -14,6 +14,7 @@ from .data import read_labelled, write_labelled
 from .encoders import Encoder, HashingEncoder, SentenceTransformerEncoder, load_encoder
 from .errors import ArtifactError, EncoderError, FeedbackNLPError, InvalidInputError
 from .metrics import evaluate
+from .onnx_encoder import OnnxEncoder, export_onnx
 from .taxonomy import DEFAULT_TAXONOMY, Taxonomy, Theme
 from .text import Sentence, normalize, redact, split_sentences
 
@@ -26,6 +27,7 @@ __all__ = [
     "FeedbackNLPError",
     "HashingEncoder",
     "InvalidInputError",
+    "OnnxEncoder",
     "Sentence",
     "SentenceTransformerEncoder",
     "Taxonomy",
@@ -35,6 +37,7 @@ __all__ = [
     "classify_records",
     "default_model_path",
     "evaluate",
+    "export_onnx",
     "load_encoder",
     "load_model",
     "normalize",

@@ -25,7 +25,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from .errors import ArtifactError
+from .errors import ArtifactError, InvalidInputError
 from .taxonomy import Taxonomy
 
 FORMAT_VERSION = 1
@@ -166,6 +166,64 @@ def verify_model(path: str | Path) -> dict:
     return manifest
 
 
+def amend_model(path: str | Path, updates: dict, *, files: list[str] | tuple[str, ...] = ()) -> dict:
+    """Add entries and files to a model folder's manifest, keeping the folder verifiable.
+
+    ``updates`` are merged into the manifest (top-level keys replaced); ``files`` (paths
+    relative to the folder, e.g. ``onnx/model.onnx``) are hashed into ``manifest["files"]``,
+    replacing their old sha256 if listed. Every other listed file is verified first, so an
+    altered folder is never re-blessed. The manifest is replaced atomically. Returns it.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    listed = dict(manifest.get("files") or {})
+    root = path.resolve()
+    new = {}
+    for rel in files:
+        fpath = (path / rel).resolve()
+        if not fpath.is_relative_to(root) or fpath == root / MANIFEST:
+            raise ArtifactError(f"{rel}: not a file inside the model folder {path}")
+        if not fpath.is_file():
+            raise ArtifactError(f"{path / rel}: missing; cannot add it to the manifest")
+        new[Path(rel).as_posix()] = sha256_file(fpath)
+    for fname, expected in listed.items():
+        if fname in new:
+            continue
+        fpath = path / fname
+        if not fpath.is_file() or sha256_file(fpath) != expected:
+            raise ArtifactError(f"{fpath}: missing or altered since the manifest was written; not amending {path}")
+    manifest.update(updates)
+    manifest["files"] = {**listed, **new}
+    tmp = path / f".{MANIFEST}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    os.replace(tmp, path / MANIFEST)
+    return manifest
+
+
+RUNTIMES = ("torch", "onnx")
+
+
+def runtime_encoder_spec(manifest: dict, path: str | Path, runtime: str | None = None) -> dict:
+    """The encoder spec for ``runtime`` ("torch" or "onnx"; None: the folder's ``runtime``, else torch).
+
+    "onnx" needs an export (``feedback-nlp export DIR --onnx``); its relative path is
+    resolved against the model folder.
+    """
+    path = Path(path)
+    chosen = runtime or manifest.get("runtime") or "torch"
+    if chosen not in RUNTIMES:
+        raise InvalidInputError(f"unknown runtime {chosen!r}; choose one of: {', '.join(RUNTIMES)}")
+    if chosen == "torch":
+        return manifest["encoder"]
+    entry = manifest.get("onnx")
+    if not entry:
+        raise ArtifactError(f"{path}: has no ONNX export; make one with: feedback-nlp export {path} --onnx [--int8]")
+    spec = dict(entry)
+    if not Path(spec["path"]).is_absolute():
+        spec["path"] = str(path / spec["path"])
+    return spec
+
+
 def default_model_path() -> Path:
     """The model used when none is named: $FEEDBACK_NLP_MODEL, a promoted model, or the shipped one."""
     env = os.environ.get("FEEDBACK_NLP_MODEL")
@@ -203,11 +261,12 @@ def promoted_model_path() -> Path | None:
     return target
 
 
-def load_model(path: str | Path | None = None, *, encoder=None):
+def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | None = None):
     """Load a verified model folder (default: see :func:`default_model_path`).
 
-    ``encoder`` overrides the encoder named in the manifest (e.g. a faster export of
-    the same model).
+    ``runtime`` picks the encoder: "torch" (the sentence-transformers encoder named in the
+    manifest) or "onnx" (the folder's ONNX export, see ``feedback-nlp export``); None uses
+    the folder's ``runtime`` entry, else torch. ``encoder`` overrides both.
     """
     from .classifier import ThemeClassifier
     from .encoders import load_encoder
@@ -221,7 +280,10 @@ def load_model(path: str | Path | None = None, *, encoder=None):
     taxonomy = Taxonomy.from_dict(manifest["taxonomy"])
     params = {k: v for k, v in manifest.get("params", {}).items() if k in ThemeClassifier().get_params()}
     model = ThemeClassifier(encoder=manifest["encoder"], taxonomy=taxonomy, **params)
-    model.encoder_ = load_encoder(encoder if encoder is not None else manifest["encoder"])
+    if encoder is not None and runtime is not None:
+        raise InvalidInputError("pass encoder or runtime to load_model, not both")
+    model.encoder_ = load_encoder(encoder if encoder is not None else runtime_encoder_spec(manifest, path, runtime))
+    model.runtime_ = "custom" if encoder is not None else (runtime or manifest.get("runtime") or "torch")
     model.mode_ = manifest["mode"]
     model.taxonomy_ = taxonomy
     model.classes_ = np.array(manifest["classes"])
@@ -292,3 +354,117 @@ def render_card(manifest: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# --- registry: promote a model to be the default, roll back -----------------------------
+
+POINTER = "current.json"
+HISTORY = "history.json"
+
+
+def _slug(value: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "._-" else "-" for c in str(value)).strip(".-")
+    return keep or "model"
+
+
+def _write_json_atomic(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path, default):
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: unreadable ({exc}); fix or delete it") from None
+
+
+def current_promotion() -> dict | None:
+    """The pointer of the promoted model (``current.json``), or None when none is promoted."""
+    pointer = _read_json(registry_home() / POINTER, None)
+    if pointer is not None and not isinstance(pointer, dict):
+        raise ArtifactError(f"{registry_home() / POINTER}: not a JSON object; delete it to fall back to the shipped model")
+    return pointer
+
+
+def promotion_history() -> list[dict]:
+    """Earlier pointers, oldest first; ``{"path": None}`` stands for "none promoted" (the shipped model)."""
+    history = _read_json(registry_home() / HISTORY, [])
+    if not isinstance(history, list):
+        raise ArtifactError(f"{registry_home() / HISTORY}: not a JSON list; fix or delete it")
+    return history
+
+
+def promote_model(path: str | Path) -> dict:
+    """Copy a verified model folder into the registry and make it the default model.
+
+    The folder lands in ``registry_home()/models/<name>-<version>/`` and ``current.json``
+    points at it; the pointer it replaces is pushed onto ``history.json`` so
+    :func:`rollback_model` can restore it. Returns the new pointer.
+    """
+    source = Path(path)
+    manifest = verify_model(source)
+    home = registry_home()
+    models = home / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    target = models / f"{_slug(manifest.get('name', source.name))}-{_slug(manifest.get('version', 'unversioned'))}"
+    if target.exists():
+        try:
+            same = verify_model(target).get("files") == manifest.get("files")
+        except ArtifactError:
+            same = False
+        if not same:  # a different model under the same name and version: keep both
+            n = 2
+            while (target.with_name(f"{target.name}-{n}")).exists():
+                n += 1
+            target = target.with_name(f"{target.name}-{n}")
+    if not target.exists():
+        # The whole tree: a manifest may list files in subfolders (e.g. an ONNX export).
+        tmp = models / f".{target.name}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(".*"))
+            os.chmod(tmp, 0o755)
+            tmp.rename(target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    verify_model(target)
+    previous = current_promotion()
+    pointer = {
+        "path": str(target.resolve()),
+        "name": manifest.get("name"),
+        "version": manifest.get("version"),
+        "source": str(source.resolve()),
+        "promoted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    history = promotion_history()
+    history.append(previous if previous is not None else {"path": None})
+    _write_json_atomic(home / HISTORY, history)
+    _write_json_atomic(home / POINTER, pointer)
+    return pointer
+
+
+def rollback_model() -> dict | None:
+    """Restore the pointer that the last promotion replaced.
+
+    Returns the restored pointer, or None when that means "none promoted" (the shipped
+    model is the default again).
+    """
+    home = registry_home()
+    history = promotion_history()
+    if not history:
+        raise ArtifactError(f"nothing to roll back to: {home / HISTORY} has no earlier promotion")
+    restored = history.pop()
+    if restored.get("path") is None:
+        (home / POINTER).unlink(missing_ok=True)
+        restored = None
+    else:
+        verify_model(restored["path"])
+        _write_json_atomic(home / POINTER, restored)
+    _write_json_atomic(home / HISTORY, history)
+    return restored

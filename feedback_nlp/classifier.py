@@ -95,7 +95,10 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     ----------
     encoder : encoder spec (model name, local path, dict) or an Encoder; None = default.
     taxonomy : Taxonomy, path to a taxonomy JSON file, or None to infer from labels.
-    sentence_level : score each sentence and combine per theme (True) or whole comments only.
+    sentence_level : train on sentences too and let them score (True), or whole comments only.
+    sentence_weight : how a comment's score combines its parts when ``sentence_level``:
+        ``(1 - w) * whole + w * max(whole, best sentence)``; 1 = the best sentence decides,
+        lower values let the whole comment's context (e.g. "... all fixed now") temper it.
     C, polarity_C : inverse regularisation of the theme and polarity heads.
     class_weight : passed to the heads ("balanced" or None).
     threshold : "f1" (tune per theme on out-of-fold scores), "precision" (meet
@@ -108,6 +111,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         encoder=None,
         taxonomy=None,
         sentence_level: bool = True,
+        sentence_weight: float = 1.0,
         C: float = 4.0,
         polarity_C: float = 4.0,
         class_weight: str | None = "balanced",
@@ -121,6 +125,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         self.encoder = encoder
         self.taxonomy = taxonomy
         self.sentence_level = sentence_level
+        self.sentence_weight = sentence_weight
         self.C = C
         self.polarity_C = polarity_C
         self.class_weight = class_weight
@@ -334,7 +339,11 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
                 continue
             sentence_p = p[1:]
             best_sentence[i] = np.argmax(sentence_p, axis=0)
-            scores[i] = p.max(axis=0) if self.sentence_level else p[0]
+            if self.sentence_level:
+                w = self.sentence_weight
+                scores[i] = (1 - w) * p[0] + w * p.max(axis=0)
+            else:
+                scores[i] = p[0]
         return scores, best_sentence
 
     def _analyse(self, X):

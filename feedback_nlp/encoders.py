@@ -244,7 +244,11 @@ def load_encoder(spec: dict | str | Encoder | None) -> Encoder:
             return SentenceTransformerEncoder(
                 spec.get("model", DEFAULT_MODEL), max_seq_length=spec.get("max_seq_length")
             )
-        raise EncoderError(f"unknown encoder kind {kind!r}; known: sentence-transformers, use, concat, hashing")
+        if kind == "onnx":  # the fast path; relative paths are resolved by load_model against the model folder
+            from .onnx_encoder import OnnxEncoder
+
+            return OnnxEncoder(spec["path"], quantized=bool(spec.get("quantized", False)))
+        raise EncoderError(f"unknown encoder kind {kind!r}; known: sentence-transformers, onnx, use, concat, hashing")
     if isinstance(spec, Encoder):
         return spec
     raise EncoderError(f"cannot make an encoder from {type(spec).__name__}")

@@ -109,12 +109,14 @@ class Taxonomy:
     def from_labels(cls, seen: Mapping[str, set]) -> Taxonomy:
         """Build a taxonomy from training labels: {theme id: set of polarities seen}.
 
-        When every id is a default theme the default taxonomy is used as a whole, so
-        its names, descriptions and polarity flags are kept. Otherwise a theme is polar
-        when both polarities were seen for it.
+        When every id is a default theme, those default themes are used (in the default
+        order) with their names, descriptions and polarity flags. Otherwise a theme is
+        polar when both polarities were seen for it.
         """
         if seen and set(seen) <= set(DEFAULT_TAXONOMY.ids):
-            return DEFAULT_TAXONOMY
+            if set(seen) == set(DEFAULT_TAXONOMY.ids):
+                return DEFAULT_TAXONOMY
+            return cls([t for t in DEFAULT_TAXONOMY if t.id in seen], name=DEFAULT_TAXONOMY.name)
         themes = [
             Theme(id=i, name=i.replace("_", " ").capitalize(), polar={"positive", "negative"} <= set(p))
             for i, p in sorted(seen.items())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -89,10 +90,20 @@ def normalize(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _sentencizer():
-    import spacy
+    # spaCy's thinc imports torch whenever it is installed (seconds and hundreds of MB), though
+    # a blank pipeline never uses it; hide torch during the import unless it is already loaded,
+    # so the ONNX runtime stays torch-free. Importing torch later works as usual.
+    hide = "torch" not in sys.modules and "thinc" not in sys.modules
+    if hide:
+        sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` raise ImportError
+    try:
+        import spacy
 
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
+        nlp = spacy.blank("en")
+        nlp.add_pipe("sentencizer")
+    finally:
+        if hide and sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
     punct = set(nlp.get_pipe("sentencizer").punct_chars)
     return nlp, punct
 

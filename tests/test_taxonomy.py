@@ -21,7 +21,10 @@ def test_custom_taxonomy_from_file(tmp_path):
 
 
 def test_taxonomy_from_labels_keeps_the_default_when_ids_match():
-    assert Taxonomy.from_labels({"speed": {"positive"}, "not_solved": {None}}) is DEFAULT_TAXONOMY
+    all_five = {t: {None} for t in DEFAULT_TAXONOMY.ids}
+    assert Taxonomy.from_labels(all_five) is DEFAULT_TAXONOMY
+    partial = Taxonomy.from_labels({"not_solved": {None}, "speed": {"positive"}})
+    assert partial.ids == ["speed", "not_solved"] and partial["speed"] == DEFAULT_TAXONOMY["speed"]
     custom = Taxonomy.from_labels({"billing": {"positive", "negative"}, "login": {None}})
     assert custom.ids == ["billing", "login"] and custom.polar_ids == ["billing"]
 

@@ -145,7 +145,104 @@ def main(argv=None) -> None:
         "multi_theme": sum(1 for r in unique if len(r["themes"]) > 1),
     }
     (args.out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+    (args.out / "README.md").write_text(render_card(stats), encoding="utf-8")
     print(json.dumps(stats, indent=2))
+
+
+BRIEFS = {
+    "university": "students, faculty and staff at a university; walk-in, phone, chat; mostly short",
+    "corporate_long": "office staff at a large company, internal and outsourced desk; long stories with one theme hidden among praise",
+    "complaints": "frustrated and mixed users (councils, hospitals, logistics); not_solved, bounced_around and their look-alikes",
+    "remote_uk": "remote and hybrid workers, British/Irish/Australian/Indian English; VPN, ERP, onboarding; negation",
+    "people": "manner and competence of the people (hospitals, law firms, plants); the line between them and generic praise",
+    "general": "the bulk of real surveys: generic thanks and off-topic remarks (equipment, policy, survey, portal)",
+    "speed_mixed": "speed in all its forms and multi-theme comments (healthcare, bank, software firm, schools)",
+    "classic": "the classic vocabulary of US/Canadian university and agency survey boxes",
+    "unresolved": "varied wording for not_solved and bounced_around, with hard negatives (airline, retail, hospital, city)",
+}
+
+
+def render_card(stats: dict) -> str:
+    from training.relabel_agreement import agreement
+
+    agree = agreement()
+    c = stats["counts"]
+    lines = [
+        "# Seed corpus — data card",
+        "",
+        "Labelled survey comments the default model is trained on. Every comment was written for this",
+        "project, one by one, by writers working in parallel from different briefs (below), and",
+        "labelled by the definitions in `docs/themes.md` (= `shared/THEMES.md`). No template filling,",
+        "no text taken from elsewhere. Built by `python -m training.build_corpus` from `parts/`.",
+        "",
+        "| part | comments | brief |",
+        "|---|---|---|",
+    ]
+    for part, n in sorted(stats["parts"].items()):
+        lines.append(f"| `{part}` | {n} | {BRIEFS.get(part, '')} |")
+    lines += [
+        "",
+        f"**{stats['rows_written']} comments** after removing {stats['exact_duplicates_removed']} exact duplicates "
+        f"(case/spacing-insensitive; {stats['exact_duplicates_with_conflicting_labels']} of them with conflicting labels).",
+        "",
+        "## Labels",
+        "",
+        "| theme | comments | positive | negative |",
+        "|---|---|---|---|",
+    ]
+    for theme in DEFAULT_TAXONOMY.ids:
+        lines.append(f"| `{theme}` | {c.get(theme, 0)} | {c.get(theme + ':pos', '-')} | {c.get(theme + ':neg', c.get(theme, 0) if not DEFAULT_TAXONOMY[theme].polar else 0)} |")
+    lines += [
+        f"| (no theme) | {c.get('(no theme)', 0)} | | |",
+        "",
+        f"{stats['multi_theme']} comments carry more than one theme.",
+        "",
+        "## Length (words)",
+        "",
+        "| 1-3 | 4-10 | 11-30 | 31+ | median | p95 | max |",
+        "|---|---|---|---|---|---|---|",
+        f"| {stats['words']['1-3 words']} | {stats['words']['4-10']} | {stats['words']['11-30']} | {stats['words']['31+']} "
+        f"| {stats['words']['median']} | {stats['words']['p95']} | {stats['words']['max']} |",
+        "",
+        "## Near-duplicates",
+        "",
+        f"Pairs with cosine similarity > 0.95 (all-MiniLM-L6-v2): {stats['near_duplicate_pairs']}; comments that are a",
+        f"near-duplicate of an earlier one: {stats['near_duplicate_rate'] * 100:.2f}%. Near-duplicates are kept in the same split.",
+        "",
+        "## Splits",
+        "",
+        "Fixed by a hash of each comment's text (of its near-duplicate cluster's first member), so adding",
+        "comments never moves old ones: " + ", ".join(f"{k} {v}" for k, v in stats["splits"].items()) + ".",
+        "The test split is only used for reported numbers; model choices use dev.",
+        "",
+        "| split | " + " | ".join(DEFAULT_TAXONOMY.ids) + " | no theme |",
+        "|---|" + "---|" * (len(DEFAULT_TAXONOMY) + 1),
+    ]
+    for split, counts in stats["counts_by_split"].items():
+        lines.append(f"| {split} | " + " | ".join(str(counts.get(t, 0)) for t in DEFAULT_TAXONOMY.ids) + f" | {counts.get('(no theme)', 0)} |")
+    lines += [
+        "",
+        "## Blind re-label",
+        "",
+        f"{agree['n']} comments drawn at random were labelled again by a second annotator who saw only the text",
+        f"(`relabel/`, `python -m training.relabel_agreement`): macro-F1 between the two {agree['macro_f1']:.3f}, rows identical",
+        f"{agree['rows_identical'] * 100:.1f}%, polarity agreement {agree['polarity_agreement'] * 100:.1f}% (n={agree['polarity_n']}).",
+        "",
+        "| theme | F1 | Cohen's kappa |",
+        "|---|---|---|",
+    ]
+    for theme in DEFAULT_TAXONOMY.ids:
+        lines.append(f"| `{theme}` | {agree['per_theme_f1'][theme]:.3f} | {agree['cohen_kappa'][theme]:.3f} |")
+    lines += [
+        "",
+        "## Known limits",
+        "",
+        "- Written by a small group of writers, not harvested from real surveys: the wording of real",
+        "  respondents is wider. The default model is also checked leave-one-brief-out (BENCHMARKS.md).",
+        "- English only.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

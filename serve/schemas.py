@@ -1,0 +1,99 @@
+"""The wire format: request and response bodies, and the flat tags ITSM rules match on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .settings import MAX_ITEMS
+
+Id = str | int
+
+
+class Item(BaseModel):
+    id: Id | None = Field(None, description="Your record's id (e.g. INC0012345), echoed back.", examples=["INC0012345"])
+    text: str = Field(..., description="The survey comment.", examples=["Quick fix but the technician was rude"])
+
+
+class ClassifyRequest(BaseModel):
+    """Either one comment (`text`) or up to 256 (`items`)."""
+
+    text: str | None = Field(None, description="One comment.", examples=["Quick fix but the technician was rude"])
+    items: list[Item] | None = Field(None, min_length=1, max_length=MAX_ITEMS, description=f"1 to {MAX_ITEMS} comments.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"text": "Quick fix but the technician was rude"},
+        {"items": [{"id": "INC0012345", "text": "Still broken after three calls."}]},
+    ]})
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if (self.text is None) == (self.items is None):
+            raise ValueError('give either "text" (one comment) or "items" (a list of {"id", "text"}), not both or neither')
+        return self
+
+    def to_items(self) -> list[Item]:
+        return self.items if self.items is not None else [Item(text=self.text)]
+
+
+class Evidence(BaseModel):
+    text: str
+    start: int
+    end: int
+
+
+class ThemeHit(BaseModel):
+    theme: str
+    score: float
+    polarity: str | None
+    polarity_score: float | None
+    evidence: Evidence | None
+
+
+class Result(BaseModel):
+    id: Id | None
+    themes: list[ThemeHit]
+    scores: dict[str, float]
+    tags: list[str] = Field(..., examples=[["feedback_speed_positive", "feedback_attitude_negative"]])
+    truncated: bool | None = Field(None, description="Present (true) when the comment was cut to the model's limit.")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class ClassifyResponse(BaseModel):
+    model: ModelRef
+    request_id: str
+    results: list[Result]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def tags_for(result: dict) -> list[str]:
+    """Flat strings for rules without scripting: ``feedback_<theme>[_<polarity>]``.
+
+    A theme with a predicted polarity gets it in the tag (``feedback_speed_negative``);
+    one that is always one way does not (``feedback_not_solved``).
+    """
+    tags = []
+    for hit in result["themes"]:
+        tag = f"feedback_{hit['theme']}"
+        if hit.get("polarity_score") is not None:
+            tag += f"_{hit['polarity']}"
+        tags.append(tag)
+    return tags
+
+
+def encode_results(items: list[Item], results: list[dict]) -> list[dict[str, Any]]:
+    """The library's per-comment answers, with the caller's ids and the tags."""
+    return [{"id": item.id, **result, "tags": tags_for(result)} for item, result in zip(items, results)]

@@ -1,0 +1,58 @@
+"""Server settings: environment variables with the prefix ``FEEDBACK_NLP_``.
+
+Built inside :func:`serve.app.create_app`, never at import time, so every app (and every
+test) reads the environment as it is when the app is made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MAX_ITEMS = 256  # per request: part of the API contract, not a tuning knob
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FEEDBACK_NLP_", extra="ignore")
+
+    # Where and how `feedback-nlp serve` listens (the app itself does not use these).
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+
+    model: Path | None = Field(None, description="Model folder; default: the promoted or shipped model.")
+
+    # Auth. With neither set the API is open (it listens on loopback by default).
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated keys accepted in X-API-Key or Authorization: Bearer."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret for HMAC-SHA256 request signatures (the Zendesk webhook scheme)."
+    )
+    signature_header: str = "X-Zendesk-Webhook-Signature"
+    signature_timestamp_header: str = "X-Zendesk-Webhook-Signature-Timestamp"
+    signature_max_age_s: int = Field(300, ge=1, description="Signed requests older (or newer) than this are refused.")
+
+    # Micro-batching and back-pressure.
+    max_batch: int = Field(64, ge=1, description="Most comments per model call.")
+    max_wait_ms: float = Field(5.0, ge=0, description="Longest a comment waits for others to share its model call.")
+    max_queue: int = Field(1024, ge=1, description="Comments waiting for the model beyond which requests get 429.")
+
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    idempotency_ttl_s: int = Field(600, ge=0)
+    idempotency_max_entries: int = Field(10_000, ge=0)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value):
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value):
+        return None if value == "" else value

