@@ -80,7 +80,12 @@ def save_model(model, path: str | Path, *, name: str | None = None, version: str
         if model.mode_ == "single":
             heads = {"mode": "single", "head": model.head_}
         else:
-            heads = {"mode": "multi", "theme_heads": model.theme_heads_, "polarity_heads": model.polarity_heads_}
+            heads = {
+                "mode": "multi",
+                "theme_heads": model.theme_heads_,
+                "polarity_heads": model.polarity_heads_,
+                "calibrators": getattr(model, "calibrators_", None),
+            }
         joblib.dump(heads, tmp / HEADS, compress=3)
         for fname, content in (extra_files or {}).items():
             (tmp / fname).write_bytes(content)
@@ -296,6 +301,7 @@ def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | N
     else:
         model.theme_heads_ = heads["theme_heads"]
         model.polarity_heads_ = heads["polarity_heads"]
+        model.calibrators_ = heads.get("calibrators")
     model.metrics_ = manifest.get("metrics", {})
     model.training_ = manifest.get("training", {})
     model.manifest_ = manifest

@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from .encoders import Encoder, load_encoder
@@ -61,6 +61,20 @@ def _fit_binary(X, y, C, class_weight, random_state):
         return _Constant(y[0])
     head = LogisticRegression(C=C, class_weight=class_weight, max_iter=3000, random_state=random_state)
     return head.fit(X, y)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _fit_calibrator(scores: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Platt scaling on the logit of out-of-fold scores: (slope, intercept)."""
+    if truth.min() == truth.max():
+        return 1.0, 0.0
+    # Mild L2 keeps the slope finite when out-of-fold scores separate the classes perfectly.
+    lr = LogisticRegression(C=1.0, max_iter=1000).fit(_logit(scores)[:, None], truth)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
 def _best_f1_threshold(scores: np.ndarray, truth: np.ndarray, target_precision: float | None) -> float:
@@ -103,7 +117,9 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     class_weight : passed to the heads ("balanced" or None).
     threshold : "f1" (tune per theme on out-of-fold scores), "precision" (meet
         ``target_precision``, else best F1), or a number used for every theme.
-    cv : folds for threshold tuning.
+    cv : folds for threshold tuning (and calibration).
+    calibration : "sigmoid" maps each theme's scores to calibrated probabilities, fitted
+        on out-of-fold scores (Platt scaling); None keeps the heads' raw scores.
     """
 
     def __init__(
@@ -118,6 +134,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         threshold="f1",
         target_precision: float | None = None,
         cv: int = 5,
+        calibration: str | None = "sigmoid",
         max_chars: int = MAX_CHARS,
         batch_size: int = 64,
         random_state: int = 0,
@@ -132,6 +149,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         self.threshold = threshold
         self.target_precision = target_precision
         self.cv = cv
+        self.calibration = calibration
         self.max_chars = max_chars
         self.batch_size = batch_size
         self.random_state = random_state
@@ -248,6 +266,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
                 f"no training example has theme(s) {', '.join(missing)}; add examples or drop them from the taxonomy"
             )
         self.theme_heads_, self.polarity_heads_ = self._fit_heads(units, list(range(len(X))), Y, polarity)
+        self.calibrators_ = None
         self.thresholds_ = self._tune_thresholds(units, Y, polarity)
         return self
 
@@ -299,23 +318,30 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         return theme_heads, polarity_heads
 
     def _tune_thresholds(self, units: _Units, Y, polarity) -> np.ndarray:
+        """Out-of-fold scores -> calibrators and per-theme thresholds."""
         k = Y.shape[1]
-        if not isinstance(self.threshold, str):
-            return np.full(k, float(self.threshold))
+        fixed = None if isinstance(self.threshold, str) else float(self.threshold)
+        if fixed is None and self.threshold not in ("f1", "precision"):
+            raise InvalidInputError(f"threshold must be 'f1', 'precision' or a number, not {self.threshold!r}")
+        if self.calibration not in (None, "none", "sigmoid"):
+            raise InvalidInputError(f"calibration must be 'sigmoid' or None, not {self.calibration!r}")
         n = len(Y)
         folds = min(self.cv, int(Y.sum(axis=0).min()), n)
         if folds < 2:
-            return np.full(k, 0.5)
+            return np.full(k, 0.5 if fixed is None else fixed)
         oof = np.zeros((n, k))
-        splitter = KFold(folds, shuffle=True, random_state=self.random_state)
         # Stratify on the rarest theme so every fold sees it.
         rare = int(np.argmin(Y.sum(axis=0)))
-        strat = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-        splits = strat.split(np.zeros(n), Y[:, rare]) if Y[:, rare].sum() >= folds else splitter.split(np.zeros(n))
+        splits = StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(np.zeros(n), Y[:, rare])
         for train, test in splits:
             heads, _ = self._fit_heads(units, list(train), Y, polarity)
             oof[test] = self._theme_scores(units, heads, list(test))[0]
+        if self.calibration == "sigmoid":
+            self.calibrators_ = [_fit_calibrator(oof[:, j], Y[:, j]) for j in range(k)]
+            oof = self._calibrate(oof)
         self.oof_scores_ = oof
+        if fixed is not None:
+            return np.full(k, fixed)
         target = self.target_precision if self.threshold == "precision" else None
         return np.array([_best_f1_threshold(oof[:, j], Y[:, j], target) for j in range(k)])
 
@@ -358,7 +384,18 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
                 scores[has] = self.head_.predict_proba(units.vectors[[units.unit_index[i][0] for i in has]])
             return units, scores, np.zeros(scores.shape, dtype=int)
         scores, best = self._theme_scores(units, self.theme_heads_, rows)
+        has_text = np.array([bool(u) for u in units.unit_index], dtype=bool)
+        scores[has_text] = self._calibrate(scores[has_text])
         return units, scores, best
+
+    def _calibrate(self, scores: np.ndarray) -> np.ndarray:
+        calibrators = getattr(self, "calibrators_", None)
+        if not calibrators:
+            return scores
+        out = np.empty_like(scores)
+        for j, (a, b) in enumerate(calibrators):
+            out[:, j] = 1.0 / (1.0 + np.exp(-(a * _logit(scores[:, j]) + b)))
+        return out
 
     def predict_proba(self, X) -> np.ndarray:
         """Score of every theme for every text, shape [n, n_themes]."""

@@ -185,11 +185,26 @@ class ConcatEncoder:
 
 
 class CachedEncoder:
-    """Remembers vectors by text so a text is encoded once per process (experiments, training)."""
+    """Encodes each distinct text once: in memory, and across runs when given a folder.
 
-    def __init__(self, inner: Encoder):
+    The on-disk cache is one SQLite file per encoder spec, keyed by the sha256 of the
+    text, so retraining on mostly unchanged data only encodes what is new.
+    """
+
+    def __init__(self, inner: Encoder, folder: str | Path | None = None):
         self.inner = inner
         self._memo: dict[str, np.ndarray] = {}
+        self._db = None
+        if folder is not None:
+            import json
+            import sqlite3
+
+            folder = Path(folder).expanduser()
+            folder.mkdir(parents=True, exist_ok=True)
+            key = hashlib.sha256(json.dumps(inner.spec(), sort_keys=True).encode()).hexdigest()[:16]
+            self.path = folder / f"embeddings-{key}.sqlite"
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
+            self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL)")
 
     @property
     def dim(self) -> int:
@@ -198,17 +213,47 @@ class CachedEncoder:
     def spec(self) -> dict:
         return self.inner.spec()
 
+    @staticmethod
+    def _key(text: str) -> bytes:
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+    def _load(self, texts: list[str]) -> None:
+        keys = {self._key(t): t for t in texts}
+        items = list(keys.items())
+        for start in range(0, len(items), 500):
+            part = items[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(part))})", [k for k, _ in part]
+            ).fetchall()
+            for key, blob in rows:
+                self._memo[keys[key]] = np.frombuffer(blob, dtype=np.float32)
+
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing and self._db is not None:
+            self._load(missing)
+            missing = [t for t in missing if t not in self._memo]
         if missing:
-            for t, v in zip(missing, self.inner.encode(missing, batch_size=batch_size)):
+            vectors = np.asarray(self.inner.encode(missing, batch_size=batch_size), dtype=np.float32)
+            for t, v in zip(missing, vectors):
                 self._memo[t] = v
+            if self._db is not None:
+                with self._db:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                        [(self._key(t), v.tobytes()) for t, v in zip(missing, vectors)],
+                    )
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.vstack([self._memo[t] for t in texts])
 
     def __deepcopy__(self, memo):
         return self  # shared on purpose: clone() in CV/grid search reuses the cache
+
+
+def default_cache_folder() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "feedback-nlp"
 
 
 def _cuda() -> bool:

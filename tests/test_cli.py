@@ -147,3 +147,60 @@ def test_missing_model_is_a_clear_error(tmp_path):
     src.write_text('{"text": "x"}\n')
     result = invoke("classify", src, "--model", tmp_path / "nope")
     assert result.exit_code == 3 and "model folder not found" in result.stderr
+
+
+def test_training_is_reproducible(tmp_path):
+    from conftest import DATA
+
+    from feedback_nlp import load_model
+
+    texts = [json.loads(l)["text"] for l in (DATA / "tiny.jsonl").read_text().splitlines()]
+    for name in ("a", "b"):
+        assert invoke("train", DATA / "tiny.jsonl", "-o", tmp_path / name, "--set", "encoder=hashing", "--set", "cv=3", "--set", "seed=3").exit_code == 0
+    a, b = load_model(tmp_path / "a"), load_model(tmp_path / "b")
+    assert (a.thresholds_ == b.thresholds_).all()
+    assert (a.predict_proba(texts) == b.predict_proba(texts)).all()
+    ma = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    mb = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert ma["files"]["heads.joblib"] == mb["files"]["heads.joblib"]
+    assert ma["training"]["data_sha256"] == mb["training"]["data_sha256"]
+
+
+def test_retrain_base_model_with_new_feedback(tmp_path):
+    from conftest import DATA
+
+    from feedback_nlp import load_model
+
+    base = tmp_path / "base"
+    assert invoke("train", DATA / "tiny.jsonl", "-o", base, "--set", "encoder=hashing", "--set", "cv=3", "--set", "C=10").exit_code == 0
+    new = tmp_path / "new.jsonl"
+    new.write_text("\n".join(json.dumps({"text": t, "themes": {"bounced_around": "neg"}}) for t in
+                             ["ping pong between desk and network team", "ping pong again between teams", "endless ping pong"]) + "\n")
+    result = invoke("train", "--base", base, "--add", new, "-o", tmp_path / "next")
+    assert result.exit_code == 0, result.output
+    before, after = load_model(base), load_model(tmp_path / "next")
+    assert after.training_["rows"] == before.training_["rows"] + 3
+    assert after.get_params()["C"] == 10.0  # the base model's config carries over
+    j = list(after.classes_).index("bounced_around")
+    probe = ["total ping pong"]
+    assert after.predict_proba(probe)[0, j] > before.predict_proba(probe)[0, j]
+
+
+def test_embedding_cache_is_reused_between_runs(tmp_path):
+    import numpy as np
+
+    from feedback_nlp.encoders import CachedEncoder, HashingEncoder
+
+    calls = []
+
+    class Counting(HashingEncoder):
+        def encode(self, texts, batch_size=64):
+            calls.append(len(texts))
+            return super().encode(texts)
+
+    first = CachedEncoder(Counting(), tmp_path / "cache")
+    v1 = first.encode(["a b", "c d", "a b"])
+    second = CachedEncoder(Counting(), tmp_path / "cache")
+    v2 = second.encode(["c d", "e f", "a b"])
+    assert calls == [2, 1]
+    assert np.allclose(v1[1], v2[0]) and np.allclose(v1[0], v2[2])

@@ -19,8 +19,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
     def train(
-        data: Path = typer.Argument(..., help="Labelled JSONL/CSV/Parquet (text + themes, or --label-column)."),
+        data: Optional[Path] = typer.Argument(None, help="Labelled JSONL/CSV/Parquet (text + themes, or --label-column)."),
         output: Path = typer.Option(..., "-o", "--output", help="Model folder to write."),
+        base: Optional[Path] = typer.Option(None, "--base", help="Retrain this model folder on its own data plus --add."),
+        add: Optional[Path] = typer.Option(None, "--add", help="New labelled feedback to add to --base's data."),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML experiment config."),
         set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key: key=value (repeatable)."),
         text_column: Optional[str] = typer.Option(None, help="Column holding the comment (default: text)."),
@@ -37,8 +39,20 @@ def register(app: typer.Typer) -> None:
             overrides.append(f"text_column={text_column}")
         if label_column:
             overrides.append(f"label_column={label_column}")
-        cfg = load_config(config, overrides)
-        model, _ = train_model(data, output, cfg, eval_data=eval_data, name=name, strict=strict,
+        if base is not None:
+            from training.pipeline import read_base
+
+            # The base model's config first; the config file and --set override it.
+            base_config = {k: v for k, v in read_base(base)[2].items() if k not in ("text_column", "label_column")}
+            if data is not None and add is not None:
+                raise typer.BadParameter("give new data either as DATA or as --add, not both")
+            data = add if add is not None else data
+        else:
+            base_config = None
+            if data is None:
+                raise typer.BadParameter("DATA is required (or --base DIR --add NEW)")
+        cfg = load_config(config, overrides, base=base_config)
+        model, _ = train_model(data, output, cfg, eval_data=eval_data, base=base, name=name, strict=strict,
                                log=lambda m: typer.echo(m, err=True))
         for split, metrics in model.metrics_.items():
             parts = [f"{k} {metrics[k]:.3f}" for k in ("macro_f1", "micro_f1", "accuracy", "polarity_accuracy") if metrics.get(k) is not None]

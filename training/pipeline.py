@@ -29,11 +29,13 @@ class TrainConfig:
     threshold: str = "f1"  # "f1", "precision" or a number
     target_precision: float | None = None
     cv: int = 5
+    calibration: str | None = "sigmoid"  # Platt scaling of theme scores on out-of-fold predictions
     seed: int = 0
     text_column: str = "text"
     label_column: str | None = None  # single-label data: the column with one class per row
     taxonomy: str | None = None  # path to a taxonomy JSON file, "default", or none (from labels)
     min_examples: int = 8  # validation warns below this many examples per theme
+    embedding_cache: str | None = "default"  # folder for cached embeddings; "default" = ~/.cache/feedback-nlp; none = off
 
     def classifier_params(self) -> dict:
         threshold = self.threshold
@@ -45,7 +47,8 @@ class TrainConfig:
         return dict(
             encoder=encoder, taxonomy=self.taxonomy, sentence_level=self.sentence_level, C=self.C,
             polarity_C=self.polarity_C, class_weight=None if self.class_weight in (None, "none", "") else self.class_weight,
-            threshold=threshold, target_precision=self.target_precision, cv=self.cv, random_state=self.seed,
+            threshold=threshold, target_precision=self.target_precision, cv=self.cv,
+            calibration=None if self.calibration in (None, "none", "") else self.calibration, random_state=self.seed,
         )
 
 
@@ -65,19 +68,22 @@ def _coerce(name: str, raw: str):
     return raw
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    values: dict = {}
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *, base: dict | None = None) -> TrainConfig:
+    """Config from ``base`` values (e.g. a base model's), then the TOML file, then key=value overrides."""
+    known = {f.name for f in fields(TrainConfig)}
+    values: dict = {k: v for k, v in (base or {}).items() if k in known}
     if path:
         path = Path(path)
         try:
-            values = tomllib.loads(path.read_text(encoding="utf-8"))
+            from_file = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InvalidInputError(f"config file not found: {path}") from None
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInputError(f"{path}: not valid TOML ({exc})") from None
-        unknown = set(values) - {f.name for f in fields(TrainConfig)}
+        unknown = set(from_file) - known
         if unknown:
             raise InvalidInputError(f"{path}: unknown config key(s) {', '.join(sorted(unknown))}")
+        values.update(from_file)
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         if not sep:
@@ -169,30 +175,105 @@ def cv_metrics(model, labels) -> dict | None:
     return multilabel_metrics(Y, (model.oof_scores_ >= model.thresholds_).astype(int), ids)
 
 
+TRAINING_DATA = "training_data.jsonl.gz"
+
+
+def make_encoder(config: TrainConfig):
+    """The configured encoder, wrapped in the embedding cache unless it is off or pointless."""
+    from feedback_nlp.encoders import CachedEncoder, HashingEncoder, default_cache_folder, load_encoder
+
+    encoder = load_encoder(config.classifier_params()["encoder"])
+    if isinstance(encoder, HashingEncoder) or config.embedding_cache in (None, "none", ""):
+        return CachedEncoder(encoder)
+    folder = default_cache_folder() if config.embedding_cache == "default" else Path(config.embedding_cache)
+    return CachedEncoder(encoder, folder)
+
+
+def _pack_data(texts, labels) -> bytes:
+    import gzip
+    import json
+
+    lines = []
+    for text, label in zip(texts, labels):
+        if isinstance(label, dict):
+            short = {k: {"positive": "pos", "negative": "neg"}.get(v, v) for k, v in label.items()}
+            lines.append(json.dumps({"text": text, "themes": short}, ensure_ascii=False))
+        else:
+            lines.append(json.dumps({"text": text, "label": label}, ensure_ascii=False))
+    return gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), mtime=0)
+
+
+def read_base(base: str | Path) -> tuple[list[str], list, dict]:
+    """A model folder's training data and training config (for --base retraining)."""
+    import gzip
+    import json
+
+    from feedback_nlp import verify_model
+
+    manifest = verify_model(base)
+    path = Path(base) / TRAINING_DATA
+    if TRAINING_DATA not in manifest.get("files", {}):
+        raise InvalidInputError(f"{base}: the model folder holds no {TRAINING_DATA}; retrain it from its data file instead")
+    texts, labels = [], []
+    for line in gzip.decompress(path.read_bytes()).decode("utf-8").splitlines():
+        row = json.loads(line)
+        texts.append(row["text"])
+        labels.append(normalize_label(row["themes"]) if "themes" in row else row["label"])
+    return texts, labels, manifest.get("training", {}).get("config", {})
+
+
 def train_model(
-    data: str | Path,
+    data: str | Path | None,
     output: str | Path,
     config: TrainConfig | None = None,
     *,
     eval_data: str | Path | None = None,
+    base: str | Path | None = None,
     name: str | None = None,
     strict: bool = False,
     log=print,
 ):
-    """Validate, fit, tune thresholds, evaluate and save. Returns (model, validation report)."""
+    """Validate, fit, tune thresholds, evaluate and save. Returns (model, validation report).
+
+    With ``base``, the base model folder's own training data comes first and ``data``
+    (new labelled feedback, optional) is added; a text in both takes the new label.
+    """
     config = config or TrainConfig()
-    texts, labels = read_labelled(data, config.text_column, config.label_column)
+    texts: list[str] = []
+    labels: list = []
+    sources = []
+    if base is not None:
+        texts, labels, _ = read_base(base)
+        sources.append(f"{base} ({len(texts)} rows)")
+    if data is not None:
+        new_texts, new_labels = read_labelled(data, config.text_column, config.label_column)
+        sources.append(f"{data} ({len(new_texts)} rows)")
+        if texts:
+            index = {t: i for i, t in enumerate(texts)}
+            for t, l in zip(new_texts, new_labels):
+                if t in index:
+                    labels[index[t]] = l
+                else:
+                    index[t] = len(texts)
+                    texts.append(t)
+                    labels.append(l)
+        else:
+            texts, labels = new_texts, new_labels
+    if not texts:
+        raise InvalidInputError("no training data: give a data file, --base, or both")
     eval_texts = eval_labels = None
     if eval_data:
         eval_texts, eval_labels = read_labelled(eval_data, config.text_column, config.label_column)
-    single = config.label_column is not None
+    single = config.label_column is not None or bool(labels) and not isinstance(labels[0], dict)
     report = validate_data(texts, labels, eval_texts=eval_texts, min_examples=config.min_examples, single_label=single)
     log(report.render())
     if report.errors and strict:
         raise InvalidInputError("training data failed validation (--strict): " + "; ".join(report.errors))
     keep = [i for i, t in enumerate(texts) if t.strip()]
     texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
-    model = ThemeClassifier(**config.classifier_params())
+    params = config.classifier_params()
+    params["encoder"] = make_encoder(config)
+    model = ThemeClassifier(**params)
     model.fit(texts, labels)
     metrics = {}
     cv = cv_metrics(model, labels)
@@ -203,12 +284,12 @@ def train_model(
         metrics["evaluation"]["data"] = str(eval_data)
     model.metrics_ = metrics
     model.training_ = {
-        "data": str(data),
+        "data": " + ".join(sources),
         "data_sha256": data_hash(texts, labels),
         "rows": len(texts),
         "no_theme": report.no_theme,
         "counts": {t: sum(c.values()) for t, c in report.counts.items()},
         "config": {k: v for k, v in asdict(config).items() if v is not None},
     }
-    save_model(model, output, name=name)
+    save_model(model, output, name=name, extra_files={TRAINING_DATA: _pack_data(texts, labels)})
     return model, report
