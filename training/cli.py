@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
     def train(
-        data: Optional[Path] = typer.Argument(None, help="Labelled JSONL/CSV/Parquet (text + themes, or --label-column)."),
+        data: Optional[List[Path]] = typer.Argument(None, help="Labelled JSONL/CSV/Parquet files (text + themes, or --label-column); several are concatenated."),
         output: Path = typer.Option(..., "-o", "--output", help="Model folder to write."),
         base: Optional[Path] = typer.Option(None, "--base", help="Retrain this model folder on its own data plus --add."),
         add: Optional[Path] = typer.Option(None, "--add", help="New labelled feedback to add to --base's data."),
@@ -44,12 +44,12 @@ def register(app: typer.Typer) -> None:
 
             # The base model's config first; the config file and --set override it.
             base_config = {k: v for k, v in read_base(base)[2].items() if k not in ("text_column", "label_column")}
-            if data is not None and add is not None:
+            if data and add is not None:
                 raise typer.BadParameter("give new data either as DATA or as --add, not both")
-            data = add if add is not None else data
+            data = [add] if add is not None else data
         else:
             base_config = None
-            if data is None:
+            if not data:
                 raise typer.BadParameter("DATA is required (or --base DIR --add NEW)")
         cfg = load_config(config, overrides, base=base_config)
         model, _ = train_model(data, output, cfg, eval_data=eval_data, base=base, name=name, strict=strict,

