@@ -2,7 +2,7 @@
 
     python -m training.relabel_agreement      # reads training/data/relabel/, prints JSON
 
-The sample (300 comments drawn at random, seed 7) was given to a second annotator as text
+The sample (300 comments drawn at random from the first nine briefs, seed 7, and 150 from the last four, seed 11) was given to a second annotator as text
 only; they labelled it from the theme definitions without seeing the corpus labels.
 """
 

@@ -1,0 +1,173 @@
+"""The analyst report, on a small file tagged by the tiny model (fake encoder)."""
+
+import csv
+import random
+import re
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from feedback_nlp import InvalidInputError, classify_file, load_model
+from feedback_nlp.cli import app
+from feedback_nlp.report import analyse, build_report, read_tagged
+
+PRAISE = ["Very quick response, fixed within minutes.", "The technician was friendly and patient.",
+          "Knowledgeable tech, knew exactly what to do.", "Super fast turnaround, thanks"]
+COMPLAINT = ["He was rude and dismissive.", "Took three days to get a reply.",
+             "Still broken after the fix, not solved.", "I was on hold for 40 minutes, way too slow"]
+EMAIL = "jane.doe@example.com"
+SECTIONS = ["chart-themes", "chart-segments-team", "chart-segments-desk", "chart-trend-closed", "chart-impact-score"]
+
+
+def write_export(path, rows=80, days=70, seed=0):
+    """An export as a service desk would give it: ticket, comment, team, desk, closed date, 0-10 score.
+
+    The outsourced desk gets mostly complaints and low scores, so its difference is real.
+    """
+    rng = random.Random(seed)
+    out = []
+    for i in range(rows):
+        desk = "outsourced" if i % 2 else "internal"
+        bad = rng.random() < (0.85 if desk == "outsourced" else 0.15)
+        text = rng.choice(COMPLAINT if bad else PRAISE)
+        out.append({"ticket": f"INC{i:05d}", "comment": text, "team": ["Finance", "HR", "R&D <lab>"][i % 3], "desk": desk,
+                    "closed": (pd.Timestamp("2026-07-01") + pd.Timedelta(days=i * days // rows)).strftime("%Y-%m-%d"),
+                    "score": rng.randint(0, 4) if bad else rng.randint(7, 10)})
+    out[3]["comment"] = f"He was rude and dismissive. Write to me at {EMAIL} about it."
+    out[5]["comment"] = "<script>alert(1)</script> Took three days to get a reply."
+    out.append({"ticket": "INC99999", "comment": "", "team": "HR", "desk": "internal", "closed": "", "score": ""})
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(out[0]))
+        writer.writeheader()
+        writer.writerows(out)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tagged(_model_dir, tmp_path_factory):
+    """The export tagged into each output format of `classify`."""
+    folder = tmp_path_factory.mktemp("report")
+    export = write_export(folder / "export.csv")
+    model = load_model(_model_dir)
+    paths = {}
+    for ext in ("csv", "jsonl", "parquet"):
+        paths[ext] = folder / f"export.tagged.{ext}"
+        classify_file(model, export, paths[ext], text_column="comment")
+    return paths
+
+
+def build(tagged_path, out, **kw):
+    kw = {"by": ["team", "desk"], "time": "closed", "score": "score", **kw}
+    return build_report(tagged_path, out, **kw)
+
+
+def test_html_report_has_every_chart_table_and_section(tagged, tmp_path):
+    out = tmp_path / "report.html"
+    assert build(tagged["jsonl"], out, examples=50) == [out]
+    page = out.read_text(encoding="utf-8")
+    for chart in SECTIONS:
+        assert f'id="{chart}"' in page
+    assert page.count("<svg") == len(SECTIONS)
+    for table in ("themes", "segments", "trend", "impact"):
+        assert f'<table class="{table}">' in page
+    assert page.count('<table class="segments">') == 2
+    # segments with counts and a significance marker, and the test named
+    assert "outsourced" in page and "internal" in page
+    assert re.search(r"\d+ \(\d+\.\d%\) <span class=\"up\"", page)
+    assert "Fisher&#x27;s exact test" in page or "Fisher's exact test" in page
+    assert "Benjamini-Hochberg" in page
+    # trend per week (the span is ten weeks), impact ranking, examples with evidence highlighted
+    assert "Per week of closed" in page and "2026-07-06" in page
+    assert 'id="impact"' in page and "Impact ranking" in page
+    assert "<mark>" in page and "<blockquote" in page
+    # PII redacted, user text escaped, nothing fetched from anywhere
+    assert EMAIL not in page and "[EMAIL]" in page
+    assert "<script" not in page and "&lt;script&gt;" in page
+    assert "R&amp;D &lt;lab&gt;" in page and "R&D <lab>" not in page
+    for ref in ("http://", "https://", "//cdn", "<link", " src="):
+        assert ref not in page
+
+
+def test_csv_input_quotes_whole_comments(tagged, tmp_path):
+    out = tmp_path / "report.html"
+    build(tagged["csv"], out, by=["desk"], examples=50)
+    page = out.read_text(encoding="utf-8")
+    assert "<mark>" not in page and "no evidence sentences" in page
+    assert EMAIL not in page and "[EMAIL]" in page
+    assert 'id="chart-segments-desk"' in page and "http" not in page.replace("http-equiv", "")
+
+
+def test_report_without_options_has_shares_and_examples_only(tagged, tmp_path):
+    out = tmp_path / "report.html"
+    build_report(tagged["parquet"], out)
+    page = out.read_text(encoding="utf-8")
+    assert page.count("<svg") == 1 and 'id="chart-themes"' in page
+    assert 'id="trend"' not in page and 'id="impact"' not in page and '<table class="segments">' not in page
+    assert "80 comments (1 row without a comment left out)" in page
+
+
+def test_png_format_writes_a_folder_of_charts_and_the_tables(tagged, tmp_path):
+    out = tmp_path / "charts"
+    written = build(tagged["jsonl"], out, fmt="png")
+    names = sorted(p.name for p in written)
+    assert names == ["01-themes.png", "02-segments-team.png", "03-segments-desk.png", "04-trend-closed.png",
+                     "05-impact-score.png", "summary.csv"]
+    for path in written:
+        if path.suffix == ".png":
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_csv_format_numbers_match_the_data(tagged, tmp_path):
+    out = tmp_path / "summary.csv"
+    build(tagged["csv"], out, fmt="csv")
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert {r["section"] for r in rows} == {"overall", "segment", "trend", "impact"}
+
+    data = pd.read_csv(tagged["csv"], dtype=str, keep_default_na=False)
+    data = data[data["comment"] != ""]
+    has = data["themes"].str.split(";").map(lambda tags: "attitude:negative" in tags)
+    overall = next(r for r in rows if r["section"] == "overall" and r["theme"] == "attitude" and r["polarity"] == "negative")
+    assert int(overall["count"]) == has.sum() and int(overall["base"]) == len(data) == 80
+
+    segment = next(r for r in rows if r["section"] == "segment" and r["segment"] == "outsourced"
+                   and r["theme"] == "attitude" and r["polarity"] == "negative")
+    assert int(segment["count"]) == (has & (data["desk"] == "outsourced")).sum()
+    assert segment["significant"] == "higher" and float(segment["q_value"]) < 0.05
+
+    impacts = [r for r in rows if r["section"] == "impact"]
+    assert [float(r["impact"]) for r in impacts] == sorted(float(r["impact"]) for r in impacts)
+    score = data["score"].astype(float)
+    attitude = next(r for r in impacts if r["theme"] == "attitude" and r["polarity"] == "negative")
+    expected = (score[has].mean() - score[~has].mean()) * has.sum()
+    assert float(attitude["impact"]) == pytest.approx(expected, abs=1e-4)
+    assert float(impacts[0]["impact"]) < 0 < float(impacts[-1]["impact"])
+
+
+def test_trend_is_per_month_over_long_spans(_model_dir, tmp_path):
+    export = write_export(tmp_path / "export.csv", rows=60, days=400)
+    tagged = tmp_path / "export.tagged.csv"
+    classify_file(load_model(_model_dir), export, tagged, text_column="comment")
+    trend = analyse(read_tagged(tagged), time="closed").trend
+    assert trend.granularity == "month" and trend.periods[0] == "2026-07" and trend.periods[-1] == "2027-07"
+    assert sum(trend.sizes) == 60
+
+
+def test_cli_report(tagged, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "report.csv"
+    result = runner.invoke(app, ["report", str(tagged["csv"]), "-o", str(out), "--by", "desk", "--time", "closed",
+                                 "--score", "score", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("section,")
+
+    result = runner.invoke(app, ["report", str(tagged["csv"]), "-o", str(out), "--by", "channel"])
+    assert result.exit_code == 2 and "no column 'channel' for --by" in result.output
+    result = runner.invoke(app, ["report", str(tagged["csv"]), "--format", "pdf"])
+    assert result.exit_code == 2 and "unknown report format" in result.output
+
+
+def test_a_file_that_was_not_tagged_is_refused(tmp_path):
+    export = write_export(tmp_path / "export.csv", rows=8)
+    with pytest.raises(InvalidInputError, match="no 'themes' column"):
+        build_report(export, tmp_path / "r.html")
