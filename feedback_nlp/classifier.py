@@ -28,7 +28,7 @@ from .encoders import Encoder, load_encoder
 from .errors import InvalidInputError
 from .labels import is_single_label, normalize_label
 from .taxonomy import Taxonomy
-from .text import Sentence, split_sentences_many
+from .text import Sentence, split_clauses, split_sentences_many
 
 MAX_CHARS = 20_000
 MAX_SENTENCES = 64  # per comment; beyond this the rest of a very long comment is not scored
@@ -42,6 +42,7 @@ class _Units:
     unit_index: list[list[int]]  # per comment: rows in `vectors`; [0] is the whole comment
     vectors: np.ndarray  # [n_unique_units, dim]
     truncated: list[bool]
+    texts: dict[str, int]  # unit text -> row in `vectors`
 
 
 class _Constant:
@@ -119,6 +120,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     threshold : "f1" (tune per theme on out-of-fold scores), "precision" (meet
         ``target_precision``, else best F1), or a number used for every theme.
     cv : folds for threshold tuning (and calibration).
+    clause_polarity : read a theme's polarity from the clause of its evidence sentence that
+        carries the theme, when the sentence turns at "but", "though", ";" and the like.
     calibration : "sigmoid" maps each theme's scores to calibrated probabilities, fitted
         on out-of-fold scores (Platt scaling); None keeps the heads' raw scores.
     """
@@ -129,13 +132,14 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         taxonomy=None,
         sentence_level: bool = True,
         sentence_weight: float = 1.0,
-        C: float = 4.0,
-        polarity_C: float = 4.0,
-        class_weight: str | None = "balanced",
+        C: float = 16.0,
+        polarity_C: float = 16.0,
+        class_weight: str | None = None,
         threshold="f1",
         target_precision: float | None = None,
         cv: int = 5,
         calibration: str | None = "sigmoid",
+        clause_polarity: bool = True,
         max_chars: int = MAX_CHARS,
         batch_size: int = 64,
         random_state: int = 0,
@@ -151,6 +155,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         self.target_precision = target_precision
         self.cv = cv
         self.calibration = calibration
+        self.clause_polarity = clause_polarity
         self.max_chars = max_chars
         self.batch_size = batch_size
         self.random_state = random_state
@@ -232,7 +237,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
             unit_index.append([index.setdefault(p, len(index)) for p in pieces])
         unique = list(index)
         vectors = encoder.encode(unique, batch_size=self.batch_size) if unique else np.zeros((0, 1), np.float32)
-        return _Units(sentences, unit_index, np.asarray(vectors, dtype=np.float32), truncated)
+        return _Units(sentences, unit_index, np.asarray(vectors, dtype=np.float32), truncated, index)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y):
@@ -425,6 +430,37 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         _, _, Y, _ = self._parse_y(y) if not (hasattr(y, "ndim") and y.ndim == 2) else (None, None, np.asarray(y), None)
         return float(f1_score(Y, self.predict(X), average="macro", zero_division=0))
 
+    def _polarity_scores(self, units: _Units, requests: dict[str, list[tuple[int, int]]]) -> dict:
+        """Positive-polarity probability per (comment, theme), read from the evidence.
+
+        When the evidence sentence turns at a contrast marker ("quick, but rude"), the theme
+        head picks the clause that carries the theme and the polarity is read from it.
+        """
+        if not requests:
+            return {}
+        texts = {u: t for t, u in units.texts.items()} if self.clause_polarity else {}
+        clauses = {u: split_clauses(texts[u]) for reqs in requests.values() for _, u in reqs if u in texts}
+        split = {u: c for u, c in clauses.items() if len(c) > 1}
+        unique = list(dict.fromkeys(c for cs in split.values() for c in cs))
+        vectors = self.encoder_.encode(unique, batch_size=self.batch_size) if unique else None
+        row = {c: k for k, c in enumerate(unique)}
+        ids = [str(c) for c in self.classes_]
+        out = {}
+        for theme, reqs in requests.items():
+            j = ids.index(theme)
+            chosen = []
+            for i, unit in reqs:
+                if unit in split:
+                    rows = [row[c] for c in split[unit]]
+                    best = rows[int(np.argmax(self.theme_heads_[j].predict_proba(vectors[rows])[:, 1]))]
+                    chosen.append(vectors[best])
+                else:
+                    chosen.append(units.vectors[unit])
+            p = self.polarity_heads_[theme].predict_proba(np.vstack(chosen))[:, 1]
+            for (i, _), value in zip(reqs, p):
+                out[(i, theme)] = float(value)
+        return out
+
     def classify(self, X) -> list[dict]:
         """The full answer per text: tagged themes (score, polarity, evidence) and all scores."""
         units, scores, best = self._analyse(X)
@@ -441,11 +477,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
                     idx = units.unit_index[i]
                     unit = idx[0] if len(idx) == 1 else idx[1 + sent]
                     pol_requests.setdefault(ids[j], []).append((i, unit))
-        pol_scores: dict[tuple[int, str], float] = {}
-        for theme, reqs in pol_requests.items():
-            p = self.polarity_heads_[theme].predict_proba(units.vectors[[u for _, u in reqs]])[:, 1]
-            for (i, _), value in zip(reqs, p):
-                pol_scores[(i, theme)] = float(value)
+        pol_scores = self._polarity_scores(units, pol_requests)
         for i in range(len(scores)):
             themes = []
             sents = units.sentences[i]

@@ -67,6 +67,9 @@ def classify(
     chunk_size: int = typer.Option(512, min=1, help="Rows read, encoded and written at a time."),
     progress: bool = typer.Option(True, help="Progress bar on stderr."),
     runtime: Optional[str] = typer.Option(None, help="Encoder runtime: torch or onnx (needs `feedback-nlp export DIR --onnx`); default: the model folder's choice, else torch."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint (OUTPUT.progress.json; JSONL/CSV/TSV output)."),
+    use_ray: bool = typer.Option(False, "--ray", help="Run on Ray Data (Parquet/CSV file or folder in, a folder of files out); needs the [ray] extra."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster to use with --ray, e.g. ray://head:10001 or auto (default: a local Ray)."),
 ):
     """Tag every comment in a file; every input row gives one output row."""
     from .artifacts import load_model
@@ -78,11 +81,23 @@ def classify(
         else:
             path = Path(input)
             output = str(path.with_name(f"{path.stem}.tagged{path.suffix if path.suffix.lower() not in ('.xlsx', '.xls') else '.csv'}"))
+    if use_ray or ray_address:
+        from .distributed import classify_path
+        from .errors import InvalidInputError
+
+        if resume or errors_file or input == "-":
+            raise InvalidInputError("--ray reads files (not stdin) and has no --resume or --errors-file; Ray retries failed tasks itself")
+        files = classify_path(input, output, model=model, text_column=text_column, address=ray_address,
+                              batch_size=chunk_size, redact=redact, runtime=runtime)
+        typer.echo(f"-> {output} ({len(files)} files, on Ray)", err=True)
+        return
     loaded = load_model(model, runtime=runtime)
     summary = classify_file(
         loaded, input, output, text_column=text_column, id_column=id_column, chunk_size=chunk_size,
-        redact=redact, errors_path=errors_file, progress=progress and sys.stderr.isatty(),
+        redact=redact, errors_path=errors_file, progress=progress and sys.stderr.isatty(), resume=resume,
     )
+    if summary.resumed:
+        typer.echo(f"resumed after row {summary.resumed} (from {output}.progress.json)", err=True)
     tagged = ", ".join(f"{t} {n}" for t, n in summary.tagged.most_common()) or "none"
     typer.echo(f"{summary.rows} rows -> {output}; themes: {tagged}; empty: {summary.empty}; truncated: {summary.truncated}", err=True)
     if summary.problem_count:
@@ -144,6 +159,28 @@ def export(
         f"mean {a[kind + '_cosine_mean']:.4f} on {a['texts']} texts; manifest updated"
     )
     typer.echo(f"use it: feedback-nlp classify FILE --model {model} --runtime onnx")
+
+
+@app.command()
+@handle_errors
+def report(
+    tagged: str = typer.Argument(..., metavar="TAGGED", help="Output of `classify` (CSV, TSV, JSONL, Parquet or Excel) with any extra columns the export had."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Report file (a folder for --format png); default: TAGGED.report.html, TAGGED.report/ or TAGGED.report.csv."),
+    by: list[str] = typer.Option([], "--by", metavar="COL", help="Column to compare segments of (team, desk, service...); repeat for several."),
+    time: Optional[str] = typer.Option(None, "--time", metavar="COL", help="Date column for trends (per week, or per month for spans over six months)."),
+    score: Optional[str] = typer.Option(None, "--score", metavar="COL", help="Numeric column (e.g. a 0-10 happiness score) for the impact ranking."),
+    fmt: str = typer.Option("html", "--format", metavar="html|png|csv", help="html (one self-contained file), png (a folder of charts and summary.csv) or csv (the summary tables)."),
+    text_column: Optional[str] = typer.Option(None, metavar="COL", help="Column holding the comment (default: text, comment, ... or the longest)."),
+    examples: int = typer.Option(3, min=0, help="Example comments quoted per theme and polarity."),
+):
+    """Build the analyst report: theme shares, segments, trend, impact ranking and examples."""
+    from .report import build_report
+
+    if output is None:
+        stem = Path(tagged).name.split(".")[0] or "feedback"
+        output = Path(tagged).with_name(f"{stem}.report" + {"html": ".html", "png": "", "csv": ".csv"}.get(fmt, ""))
+    written = build_report(tagged, output, by=by, time=time, score=score, fmt=fmt, text_column=text_column, examples=examples)
+    typer.echo(f"wrote {output}" + (f" ({len(written)} files)" if fmt == "png" else ""), err=True)
 
 
 def _register_plugins() -> None:

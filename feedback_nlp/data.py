@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class Chunk:
     rows: list[dict]
     first_row: int  # 1-based number of the first data row in the input
     errors: dict[int, str] = field(default_factory=dict)  # index in rows -> problem
+    notes: dict[int, str] = field(default_factory=dict)  # index in rows -> a fix made while reading
 
 
 def _clean(value) -> str:
@@ -129,6 +131,8 @@ def _csv_chunks(path, chunk_size, delimiter) -> Iterator[Chunk]:
                 chunk.rows.append({h: "" for h in header})
                 continue
             number += 1
+            if any("\x00" in v for v in values):
+                chunk.notes[len(chunk.rows)] = "NUL characters replaced"
             row = {h: v.replace("\x00", " ") for h, v in zip(header, values)}
             for h in header[len(values) :]:
                 row[h] = ""
@@ -222,27 +226,56 @@ def write_labelled(path: str | Path, texts, labels) -> None:
 # --- writers ---------------------------------------------------------------------------
 
 
-class Writer:
-    """Writes classified rows in the output format, chunk by chunk."""
+def flatten_rows(rows: list[dict], theme_ids: list[str]) -> list[dict]:
+    """Classified rows as flat columns (the CSV/Parquet output): the input's columns, then
+    ``themes`` ("theme:polarity;theme...") and one ``score_<theme>`` per theme."""
+    flat = []
+    for row in rows:
+        out = {k: v for k, v in row.items() if k not in ("themes", "scores", "truncated")}
+        out["themes"] = ";".join(
+            f"{t['theme']}:{t['polarity']}" if t.get("polarity") else t["theme"] for t in row["themes"]
+        )
+        for theme in theme_ids:
+            out[f"score_{theme}"] = row["scores"].get(theme, 0.0)
+        flat.append(out)
+    return flat
 
-    def __init__(self, path: str | Path, fmt: str, theme_ids: list[str]):
+
+class Writer:
+    """Writes classified rows in the output format, chunk by chunk.
+
+    JSONL, CSV and TSV outputs can be checkpointed: :meth:`sync` makes what was written
+    durable and returns its length in bytes; a later Writer made with ``resume_at`` (that
+    length) and ``columns`` (the CSV header) cuts the file back to it and appends.
+    """
+
+    RESUMABLE = ("jsonl", "csv", "tsv")
+
+    def __init__(self, path: str | Path, fmt: str, theme_ids: list[str], *,
+                 resume_at: int | None = None, columns: list[str] | None = None):
         self.path, self.fmt, self.theme_ids = path, fmt, theme_ids
         self._fh = None
         self._csv = None
         self._parquet = None
         self._schema = None
+        self._columns = columns
+        if resume_at is not None:
+            if fmt not in self.RESUMABLE or str(path) == "-":
+                raise InvalidInputError(f"{path}: only {', '.join(self.RESUMABLE)} output files can be resumed")
+            with open(path, "r+b") as fh:  # drop whatever was written after the checkpoint
+                fh.truncate(resume_at)
+            self._fh = open(path, "a", encoding="utf-8", newline="" if fmt != "jsonl" else None)
+            if fmt != "jsonl" and resume_at > 0:
+                self._csv = self._dict_writer(columns or [])
 
     def _flat(self, rows: list[dict]) -> list[dict]:
-        flat = []
-        for row in rows:
-            out = {k: v for k, v in row.items() if k not in ("themes", "scores", "truncated")}
-            out["themes"] = ";".join(
-                f"{t['theme']}:{t['polarity']}" if t.get("polarity") else t["theme"] for t in row["themes"]
-            )
-            for theme in self.theme_ids:
-                out[f"score_{theme}"] = row["scores"].get(theme, 0.0)
-            flat.append(out)
-        return flat
+        return flatten_rows(rows, self.theme_ids)
+
+    def _dict_writer(self, columns: list[str]):
+        self._columns = columns
+        return csv.DictWriter(
+            self._fh, fieldnames=columns, delimiter="\t" if self.fmt == "tsv" else ",", extrasaction="ignore"
+        )
 
     def write(self, rows: list[dict]) -> None:
         if self.fmt == "jsonl":
@@ -252,11 +285,9 @@ class Writer:
         elif self.fmt in ("csv", "tsv"):
             flat = self._flat(rows)
             if self._csv is None:
-                self._fh = open(self.path, "w", encoding="utf-8", newline="")
-                self._columns = list(flat[0]) if flat else []
-                self._csv = csv.DictWriter(
-                    self._fh, fieldnames=self._columns, delimiter="\t" if self.fmt == "tsv" else ",", extrasaction="ignore"
-                )
+                if self._fh is None:
+                    self._fh = open(self.path, "w", encoding="utf-8", newline="")
+                self._csv = self._dict_writer(list(flat[0]) if flat else [])
                 self._csv.writeheader()
             self._csv.writerows(flat)
         elif self.fmt == "parquet":
@@ -273,6 +304,19 @@ class Writer:
             self._parquet.write_table(table)
         elif self.fmt == "excel":
             raise InvalidInputError("Excel output is not supported; write .csv, .jsonl or .parquet")
+
+    @property
+    def columns(self) -> list[str] | None:
+        """The CSV/TSV header once written (needed to resume)."""
+        return self._columns
+
+    def sync(self) -> int:
+        """Flush and fsync what was written; return the output's length in bytes."""
+        if self._fh is None or self._fh is sys.stdout:
+            return 0
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        return os.fstat(self._fh.fileno()).st_size
 
     def close(self) -> None:
         if self._parquet is not None:

@@ -122,7 +122,8 @@ class SentenceTransformerEncoder:
                 raise EncoderError(f"cannot load encoder {self.model!r} ({path}): {exc}") from exc
             if self.max_seq_length:
                 self._st.max_seq_length = self.max_seq_length
-            self._dim = int(self._st.get_sentence_embedding_dimension())
+            dimension = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+            self._dim = int(dimension())
         return self._st
 
     @property

@@ -143,6 +143,19 @@ def split_sentences_many(texts: Sequence[str]) -> list[list[Sentence]]:
     return result
 
 
+# Where one sentence can turn from one aspect to another: "fast but rude", "kind; clueless though".
+_CLAUSE_BREAK_RE = re.compile(
+    r"\s*(?:[;:]|\s[-–—]\s|,?\s+\b(?:but|though|although|however|whereas|yet|except)\b)\s*", re.IGNORECASE
+)
+
+
+def split_clauses(sentence: str) -> list[str]:
+    """The parts of a sentence between contrast markers (used to read polarity per aspect)."""
+    parts = [p.strip(" ,.") for p in _CLAUSE_BREAK_RE.split(sentence)]
+    parts = [p for p in parts if len(p) >= 3]
+    return parts if len(parts) > 1 else [sentence]
+
+
 # --- PII redaction -------------------------------------------------------------------
 
 EMAIL_RE = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")

@@ -23,12 +23,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_nlp import ArtifactError, EncoderError, FeedbackNLPError, InvalidInputError, __version__, load_model
@@ -40,6 +42,10 @@ from .settings import MAX_ITEMS, Settings
 
 log = logging.getLogger("serve")
 WARMUP_TEXT = "The technician fixed it quickly."
+STATIC = Path(__file__).parent / "static"
+# The page and its files come from this server only; the browser refuses anything else.
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
+                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'", "X-Content-Type-Options": "nosniff"}
 
 
 def _log(level: int, **fields: Any) -> None:
@@ -335,6 +341,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(Observe, metrics=metrics)
     authenticated = [Depends(authenticate)]
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        """The web page: paste comments or upload a CSV, see themes and evidence, download the tagged CSV."""
+        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["probes"])
     async def healthz() -> dict:

@@ -148,3 +148,21 @@ def test_duplicate_texts_are_encoded_once(fitted):
     fitted.encoder_ = Counting()
     fitted.classify(["thanks", "thanks", "thanks", "slow"])
     assert calls == [2]
+
+
+def test_polarity_is_read_from_the_clause_that_carries_the_theme(fitted):
+    from feedback_nlp.text import split_clauses
+
+    assert split_clauses("Tech seemed knowledgeable but was really impatient with me.") == [
+        "Tech seemed knowledgeable", "was really impatient with me"]
+    assert split_clauses("Quick and friendly.") == ["Quick and friendly."]
+    seen = []
+    inner = fitted.encoder_.encode
+    fitted.encoder_.encode = lambda texts, batch_size=64: seen.append(list(texts)) or inner(texts)
+    try:
+        result = fitted.classify(["slow response, waited days but so kind and patient"])[0]
+    finally:
+        del fitted.encoder_.encode
+    got = {t["theme"]: t["polarity"] for t in result["themes"]}
+    assert got == {"speed": "negative", "attitude": "positive"}
+    assert ["slow response, waited days", "so kind and patient"] in seen  # the clauses were encoded

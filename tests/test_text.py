@@ -68,3 +68,27 @@ def test_redaction_never_leaks_an_email_or_phone(a, email, b, phone, c):
     out = redact(f"{a} {email} {b} {phone} {c}")
     assert not EMAIL_RE.search(out)
     assert not PHONE_RE.search(out)
+
+
+# The same properties through a whole model (the fake encoder): what a user gets back.
+
+@settings(max_examples=150, deadline=None)
+@given(st.text())
+def test_any_unicode_gives_a_valid_result_with_evidence_inside_the_text(_fitted, text):
+    (result,) = _fitted.classify([text])
+    assert set(result["scores"]) == {str(c) for c in _fitted.classes_}
+    assert all(0.0 <= s <= 1.0 for s in result["scores"].values())
+    for theme in result["themes"]:
+        evidence = theme["evidence"]
+        if evidence is not None:
+            assert 0 <= evidence["start"] < evidence["end"] <= len(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=40), emails, st.text(max_size=40), phones)
+def test_redacted_batch_output_never_leaks_an_email_or_phone(_fitted, a, email, b, phone):
+    from feedback_nlp import classify_records
+
+    (row,) = classify_records(_fitted, [{"text": f"still broken {a} {email} rude {b} {phone}"}], redact=True)
+    shown = [row["text"]] + [t["evidence"]["text"] for t in row["themes"] if t["evidence"]]
+    assert not any(EMAIL_RE.search(s) or PHONE_RE.search(s) for s in shown)

