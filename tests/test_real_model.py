@@ -42,7 +42,11 @@ def test_default_model_is_found_and_verified():
 def test_obvious_comments(model, text, expected):
     result = model.classify([text])[0]
     got = {t["theme"]: t["polarity"] for t in result["themes"]}
-    assert got == expected, result
+    if len(expected) > 1:  # a mixed comment: both aspects with their polarity, first by score
+        assert expected.items() <= got.items(), result
+        assert {t["theme"] for t in result["themes"][:2]} == set(expected), result
+    else:
+        assert got == expected, result
 
 
 def test_hidden_theme_in_a_long_comment_has_sentence_evidence(model):
