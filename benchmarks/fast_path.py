@@ -33,6 +33,12 @@ DEFAULT_MODEL = ROOT / "models" / "default"
 TARGETS = {"onnx_int8_over_raw_torch": 3.0, "start_to_first_answer_s": 2.0, "rss_mb": 300, "macro_f1_drop": 0.01}
 
 
+def _quantized(spec: dict, quantized: bool) -> dict:
+    if spec.get("kind") == "concat":
+        return {**spec, "parts": [_quantized(p, quantized) for p in spec["parts"]]}
+    return {**spec, "quantized": quantized} if spec.get("kind") == "onnx" else spec
+
+
 def corpus(n: int) -> list[str]:
     texts = []
     for path in sorted((ROOT / "training" / "data").glob("*.jsonl")):
@@ -87,9 +93,14 @@ def main() -> None:
 
         texts = corpus(args.n)
         torch_model = load_model(model_dir, runtime="torch")
-        fp32_model = load_model(model_dir, encoder={"kind": "onnx", "path": str(model_dir / "onnx"), "quantized": False})
+        from feedback_nlp.artifacts import read_manifest, runtime_encoder_spec
+
+        # The folder's fast-path spec (the latest export, int8) with the fp32 graph swapped in;
+        # for a concatenated encoder only its transformer part is ONNX.
+        fp32_model = load_model(model_dir, encoder=_quantized(runtime_encoder_spec(read_manifest(model_dir), model_dir, "onnx"), False))
         int8_model = load_model(model_dir, runtime="onnx")
-        assert isinstance(int8_model.encoder_, OnnxEncoder) and int8_model.encoder_.quantized
+        parts = getattr(int8_model.encoder_, "parts", [int8_model.encoder_])
+        assert any(isinstance(p, OnnxEncoder) and p.quantized for p in parts)
         for m in (torch_model, fp32_model, int8_model):
             m.batch_size = args.batch_size
             m.classify(texts[:64])  # load and warm up

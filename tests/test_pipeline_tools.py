@@ -270,3 +270,32 @@ def test_evaluate_report_is_self_contained(model_dir, tmp_path, tiny_rows):
     assert "http://" not in html and "https://" not in html and "<script" not in html
     assert "&lt;script&gt;" in html and "<mark>" in html
     assert "macro F1" in html and "polarity accuracy" in html
+
+
+def test_end_to_end_train_evaluate_compare_promote(tmp_path, monkeypatch):
+    """The ML engineer's loop in one go, through the CLI only."""
+    from conftest import DATA
+
+    from feedback_nlp.cli import app as cli_app
+
+    monkeypatch.setenv("FEEDBACK_NLP_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FEEDBACK_NLP_MODEL", raising=False)
+    run = lambda *a: CliRunner().invoke(cli_app, [str(x) for x in a], catch_exceptions=False)
+    data = DATA / "tiny.jsonl"
+    weak, strong = tmp_path / "weak", tmp_path / "strong"
+    assert run("train", data, "-o", weak, "--set", "encoder=hashing", "--set", "C=0.001", "--set", "threshold=0.9").exit_code == 0
+    assert run("train", data, "-o", strong, "--set", "encoder=hashing", "--set", "cv=3", "--set", "C=10").exit_code == 0
+    report = tmp_path / "report.html"
+    assert run("evaluate", data, "--model", strong, "--report", report).exit_code == 0 and report.stat().st_size > 1000
+    assert run("compare", "--champion", weak, "--challenger", strong, "--data", data, "--n-boot", "200").exit_code == 0
+    assert run("compare", "--champion", strong, "--challenger", weak, "--data", data, "--n-boot", "200").exit_code == 1
+    assert run("promote", weak).exit_code == 0
+    assert run("promote", strong).exit_code == 0
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "transferred between teams"}\n')
+    assert run("classify", src, "-o", tmp_path / "out.jsonl").exit_code == 0  # no --model: the promoted one
+    assert json.loads((tmp_path / "out.jsonl").read_text())["themes"][0]["theme"] == "bounced_around"
+    assert run("promote", "--rollback").exit_code == 0
+    from feedback_nlp.artifacts import default_model_path
+
+    assert json.loads((default_model_path() / "manifest.json").read_text())["training"]["config"]["C"] == 0.001
