@@ -91,6 +91,9 @@ class OnnxEncoder:
                 options.intra_op_num_threads = self.threads or os.cpu_count() or 1
                 options.inter_op_num_threads = 1
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                # Batches vary in shape; the arena would keep the largest ever seen and fragment,
+                # so a long-running server grows. Plain allocations are returned after each call.
+                options.enable_cpu_mem_arena = False
                 session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime and tokenizers raise their own kinds; name the file
                 raise EncoderError(f"cannot load the ONNX encoder {self.model_path}: {exc}") from exc
