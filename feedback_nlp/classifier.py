@@ -427,7 +427,10 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         """Accuracy for single-label models; macro-F1 over themes for multi-label ones."""
         if self.mode_ == "single":
             return super().score(X, y, sample_weight)
-        _, _, Y, _ = self._parse_y(y) if not (hasattr(y, "ndim") and y.ndim == 2) else (None, None, np.asarray(y), None)
+        from .metrics import label_matrix
+
+        # Columns follow the model's themes, whatever subset of them the given labels use.
+        Y = np.asarray(y) if getattr(y, "ndim", 1) == 2 else label_matrix(y, [str(c) for c in self.classes_])
         return float(f1_score(Y, self.predict(X), average="macro", zero_division=0))
 
     def _polarity_scores(self, units: _Units, requests: dict[str, list[tuple[int, int]]]) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -187,6 +187,3 @@ def redact(text: str) -> str:
             break
     return text
 
-
-def redact_many(texts: Iterable[str]) -> list[str]:
-    return [redact(t) for t in texts]
