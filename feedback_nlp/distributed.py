@@ -138,6 +138,79 @@ def _local_csv_header(path: str) -> list[str] | None:
         return next(csv.reader(fh), None)
 
 
+ROWS_PER_FILE = 1_000_000
+
+
+def _theme_ids(model) -> list[str]:
+    """The model's theme ids without loading it in the driver (its manifest says them)."""
+    if hasattr(model, "classes_"):
+        return [str(c) for c in model.classes_]
+    from .artifacts import default_model_path, read_manifest
+
+    return [str(c) for c in read_manifest(model if model is not None else default_model_path())["classes"]]
+
+
+def _output_schema(ds, added: list[str]):
+    """The input's Arrow schema plus the added columns: every output file gets exactly this one,
+    even where a batch holds only nulls in a column."""
+    import pyarrow as pa
+
+    base = ds.schema()
+    base = getattr(base, "base_schema", base)
+    fields = [f for f in base if f.name not in (*added, "scores", "truncated")]
+    return pa.schema(fields + [pa.field("themes", pa.string())] + [pa.field(n, pa.float64()) for n in added[1:]])
+
+
+def _write_in_order(tagged, output_path: str, fmt: str, schema, rows_per_file: int = ROWS_PER_FILE) -> list[str]:
+    """Write ``tagged`` as part-00000.<fmt>, part-00001.<fmt>, ... in the dataset's row order.
+
+    Ray's own writers run in parallel and do not keep the row order inside a file, so the
+    driver writes: it receives the batches in order (``preserve_order``) and streams them out.
+    Classifying is the costly part; writing Parquet or CSV keeps up with many actors."""
+    import pyarrow.csv as pacsv
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    if "://" in output_path:
+        fs, root = pafs.FileSystem.from_uri(output_path)
+    else:
+        fs, root = pafs.LocalFileSystem(), str(Path(output_path).resolve())
+    fs.create_dir(root, recursive=True)
+    written: list[str] = []
+    sink = writer = None
+    in_file = 0
+
+    def close():
+        if writer is not None:
+            writer.close()
+            sink.close()
+
+    try:
+        for batch in tagged.iter_batches(batch_format="pyarrow", batch_size=None):
+            table = batch.select(schema.names).cast(schema)
+            start = 0
+            while start < table.num_rows:
+                if writer is None or in_file >= rows_per_file:
+                    close()
+                    path = f"{root}/part-{len(written):05d}.{fmt}"
+                    sink = fs.open_output_stream(path)
+                    writer = pq.ParquetWriter(sink, schema) if fmt == "parquet" else pacsv.CSVWriter(sink, schema)
+                    written.append(path if "://" not in output_path else f"{output_path.rstrip('/')}/{Path(path).name}")
+                    in_file = 0
+                piece = table.slice(start, rows_per_file - in_file)
+                writer.write_table(piece)
+                in_file += piece.num_rows
+                start += piece.num_rows
+        if writer is None:  # no rows: still one file with the columns
+            path = f"{root}/part-00000.{fmt}"
+            sink = fs.open_output_stream(path)
+            writer = pq.ParquetWriter(sink, schema) if fmt == "parquet" else pacsv.CSVWriter(sink, schema)
+            written.append(path if "://" not in output_path else f"{output_path.rstrip('/')}/part-00000.{fmt}")
+    finally:
+        close()
+    return written
+
+
 def classify_path(
     input_path: str,
     output_path: str,
@@ -150,10 +223,11 @@ def classify_path(
     num_gpus: float | None = None,
     redact: bool = False,
     runtime: str | None = None,
+    rows_per_file: int = ROWS_PER_FILE,
 ) -> list[str]:
     """Read Parquet or CSV (a file, a folder, or a cloud URI), classify on Ray, write a folder
-    of Parquet or CSV files at ``output_path`` in input order. Returns the files written
-    (local outputs only; [] for cloud URIs)."""
+    of Parquet or CSV files (``part-00000`` onwards, ``rows_per_file`` rows each) at
+    ``output_path``: every input row once, in input order. Returns the files written."""
     try:
         import ray
         import ray.data
@@ -176,7 +250,7 @@ def classify_path(
         started = True
     context = ray.data.DataContext.get_current()
     kept = context.execution_options.preserve_order
-    context.execution_options.preserve_order = True  # every row once, in input order
+    context.execution_options.preserve_order = True  # batches reach the driver in input order
     try:
         if in_fmt == "parquet":
             ds = ray.data.read_parquet(input_path)
@@ -191,9 +265,13 @@ def classify_path(
             ds, model, text_column=text_column, concurrency=concurrency, batch_size=batch_size,
             num_gpus=num_gpus, redact=redact, runtime=runtime,
         )
-        (tagged.write_parquet if out_fmt == "parquet" else tagged.write_csv)(output_path)
+        if text_column not in ds.schema().names:
+            raise InvalidInputError(
+                f"no text column {text_column!r}; columns are: {', '.join(ds.schema().names)} (use --text-column)"
+            )
+        added = ["themes"] + [f"score_{t}" for t in _theme_ids(model)]
+        return _write_in_order(tagged, output_path, out_fmt, _output_schema(ds, added), rows_per_file)
     finally:
         context.execution_options.preserve_order = kept
         if started:
             ray.shutdown()
-    return sorted(str(p) for p in out.rglob("*") if p.is_file()) if out.is_dir() else []

@@ -1,5 +1,7 @@
 """Scale-out: the Ray Data callable class and `classify --ray` give the batch CLI's columns."""
 
+from pathlib import Path
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -80,3 +82,14 @@ def test_classify_dataset_and_cli_on_a_local_ray(local_ray, model_dir, tmp_path)
 
     again = invoke("classify", src, "-o", tmp_path / "out_parquet", "--ray", "--model", model_dir)
     assert again.exit_code == 2 and "already exists" in again.stderr
+
+    # Large outputs roll over to a new file; the parts, read in name order, are the input order.
+    from feedback_nlp.distributed import classify_path
+
+    files = classify_path(str(src), str(tmp_path / "rolled"), model=model_dir, batch_size=32, rows_per_file=128)
+    assert [Path(f).name for f in files] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert [pq.read_metadata(f).num_rows for f in files] == [128, 128, 44]
+    same(pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True), expected)
+
+    wrong = invoke("classify", src, "-o", tmp_path / "wrong", "--ray", "--model", model_dir, "--text-column", "comment")
+    assert wrong.exit_code == 2 and "no text column 'comment'" in wrong.stderr and "id, text, n" in wrong.stderr
