@@ -289,6 +289,7 @@ def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | N
         raise ArtifactError(f"{path / HEADS}: cannot be read ({exc})") from None
     taxonomy = Taxonomy.from_dict(manifest["taxonomy"])
     params = {k: v for k, v in manifest.get("params", {}).items() if k in ThemeClassifier().get_params()}
+    params.setdefault("whole_vector", "encode")  # models saved before the option encoded the whole comment
     model = ThemeClassifier(encoder=manifest["encoder"], taxonomy=taxonomy, **params)
     if encoder is not None and runtime is not None:
         raise InvalidInputError("pass encoder or runtime to load_model, not both")

@@ -13,6 +13,16 @@ def test_round_trip_gives_identical_scores(fitted, model_dir, fake_encoder):
     assert loaded.classify(texts) == fitted.classify(texts)
 
 
+def test_a_model_saved_before_whole_vector_existed_still_encodes_whole_comments(fitted, model_dir):
+    """Its heads were trained on encoded whole comments: loading it must not switch to the mean."""
+    from feedback_nlp.artifacts import amend_model
+
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["params"]["whole_vector"] == "mean"
+    amend_model(model_dir, {"params": {k: v for k, v in manifest["params"].items() if k != "whole_vector"}})
+    assert load_model(model_dir).whole_vector == "encode"
+
+
 def test_manifest_records_what_a_reader_needs(model_dir):
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert manifest["format_version"] == 1

@@ -150,6 +150,53 @@ def test_duplicate_texts_are_encoded_once(fitted):
     assert calls == [2]
 
 
+def counting(fitted):
+    seen: list[str] = []
+    inner = fitted.encoder_
+
+    class Counting:
+        dim = inner.dim
+
+        def encode(self, texts, batch_size=64):
+            seen.extend(texts)
+            return inner.encode(texts)
+
+        def spec(self):
+            return inner.spec()
+
+    fitted.encoder_ = Counting()
+    return seen
+
+
+def test_whole_comment_vector_is_the_mean_of_its_sentences(fitted):
+    """By default every sentence is encoded once and the whole comment is not encoded again."""
+    comment = "The agent was lovely. It took three weeks to fix. Thanks"
+    seen = counting(fitted)
+    fitted.classify([comment, "slow"])
+    assert fitted.whole_vector == "mean"
+    assert sorted(seen) == sorted(["The agent was lovely.", "It took three weeks to fix.", "Thanks", "slow"])
+
+    units = fitted._units([comment], fitted.encoder_)
+    whole, sentences = units.vectors[units.unit_index[0][0]], units.vectors[units.unit_index[0][1:]]
+    weights = np.array([4, 6, 1])  # words per sentence
+    expected = (weights[:, None] * sentences).sum(axis=0) / weights.sum()
+    cosine = whole @ expected / (np.linalg.norm(whole) * np.linalg.norm(expected))
+    assert cosine > 0.9999 and np.isclose(np.linalg.norm(whole), np.linalg.norm(sentences, axis=1).mean())
+
+    # A sentence that turns is encoded as its clauses; its polarity is read from them, no second call.
+    seen.clear()
+    result = fitted.classify(["Quick fix but he was rude."])[0]
+    assert sorted(seen) == ["Quick fix", "he was rude"]
+    assert {t["theme"]: t["polarity"] for t in result["themes"]}.get("attitude") == "negative"
+
+    seen.clear()
+    fitted.set_params(whole_vector="encode")
+    fitted.classify([comment])
+    assert comment in seen and len(seen) == 4
+    with pytest.raises(InvalidInputError, match="whole_vector"):
+        fitted.set_params(whole_vector="sum").classify([comment])
+
+
 def test_polarity_is_read_from_the_clause_that_carries_the_theme(fitted):
     from feedback_nlp.text import split_clauses
 

