@@ -7,7 +7,7 @@ Measures, on the same N comments (the seed corpus cycled to N):
   classify     model.classify of the N texts in memory (normalise, split, dedupe, encode, heads)
   CLI          `feedback-nlp classify` on a CSV of them, end to end in a fresh process
                (start-up, model load, reading, writing), with its peak RSS
-Writes benchmarks/results/throughput.json.
+Writes benchmarks/results/throughput-N.json.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def main() -> None:
     print(f"{'classify (in memory)':<28}{mem:>12.1f}   ratio {mem / raw:.3f}; encodes {len(Recording.seen)} units, "
           f"{encoded_chars / sum(map(len, texts)):.2f}x the raw characters")
     print(f"{'feedback-nlp classify CLI':<28}{args.n / cli_s:>12.1f}   {cli_s:.1f} s incl. start-up, peak RSS {peak_mb:.0f} MB")
-    out = ROOT / "benchmarks" / "results" / "throughput.json"
+    out = ROOT / "benchmarks" / "results" / f"throughput-{args.n}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
 
