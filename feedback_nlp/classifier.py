@@ -9,20 +9,21 @@ applied to the evidence sentence.
 
 Single-label data (one class name per row) trains a multinomial head on whole texts and
 predicts the top class through the same interface.
+
+scikit-learn fits the heads; a fitted head keeps only its weights (numpy), and the class speaks
+scikit-learn's estimator protocol itself (get_params, set_params, tags, score), so loading a
+model and classifying never imports scikit-learn, scipy or pandas (about 1 s and 160 MB of a
+fresh process's start-up).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.utils.validation import check_is_fitted
 
 from .encoders import Encoder, load_encoder
 from .errors import InvalidInputError
@@ -63,12 +64,47 @@ class _Constant:
         return np.column_stack([1 - p, p])
 
 
+class _LinearHead:
+    """A fitted binary logistic head, weights only: p(positive) = sigmoid(x . w + b)."""
+
+    def __init__(self, coef: np.ndarray, intercept: float):
+        self.coef = np.asarray(coef, dtype=np.float64).ravel()
+        self.intercept = float(intercept)
+
+    def predict_proba(self, X):
+        p = 1.0 / (1.0 + np.exp(-(np.asarray(X, dtype=np.float64) @ self.coef + self.intercept)))
+        return np.column_stack([1 - p, p])
+
+
+class _SoftmaxHead:
+    """A fitted multinomial logistic head, weights only (single-label models)."""
+
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray):
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+        self.classes_ = np.asarray(classes)
+
+    def predict_proba(self, X):
+        z = np.asarray(X, dtype=np.float64) @ self.coef.T + self.intercept
+        if z.shape[1] == 1:  # two classes: scikit-learn keeps one row of weights
+            p = 1.0 / (1.0 + np.exp(-z[:, 0]))
+            return np.column_stack([1 - p, p])
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+
+def _logistic(C, class_weight, random_state):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, class_weight=class_weight, max_iter=3000, random_state=random_state)
+
+
 def _fit_binary(X, y, C, class_weight, random_state):
     y = np.asarray(y, dtype=int)
     if y.min() == y.max():
         return _Constant(y[0])
-    head = LogisticRegression(C=C, class_weight=class_weight, max_iter=3000, random_state=random_state)
-    return head.fit(X, y)
+    head = _logistic(C, class_weight, random_state).fit(X, y)
+    return _LinearHead(head.coef_[0], head.intercept_[0])
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -81,6 +117,8 @@ def _fit_calibrator(scores: np.ndarray, truth: np.ndarray) -> tuple[float, float
     if truth.min() == truth.max():
         return 1.0, 0.0
     # Mild L2 keeps the slope finite when out-of-fold scores separate the classes perfectly.
+    from sklearn.linear_model import LogisticRegression
+
     lr = LogisticRegression(C=1.0, max_iter=1000).fit(_logit(scores)[:, None], truth)
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
@@ -110,7 +148,7 @@ def _best_f1_threshold(scores: np.ndarray, truth: np.ndarray, target_precision: 
     return float(max(1e-6, (cut[i] + nxt) / 2))
 
 
-class ThemeClassifier(ClassifierMixin, BaseEstimator):
+class ThemeClassifier:
     """Tags comments with themes, polarity, confidence and evidence.
 
     Parameters
@@ -172,9 +210,51 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.whole_vector = whole_vector
 
+    # ------------------------------------------------------------------ scikit-learn protocol
+    _estimator_type = "classifier"
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        known = self._param_names()
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(f"invalid parameter {name!r} for ThemeClassifier; valid: {', '.join(known)}")
+            setattr(self, name, value)
+        return self
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags(multi_label=True),
+            input_tags=InputTags(two_d_array=False, string=True),
+        )
+
+    def __repr__(self) -> str:
+        default = ThemeClassifier.__init__.__defaults__ or ()
+        names = self._param_names()
+        defaults = dict(zip(names[len(names) - len(default):], default))
+        changed = [f"{n}={getattr(self, n)!r}" for n in names if n not in defaults or getattr(self, n) is not defaults[n]
+                   and getattr(self, n) != defaults[n]]
+        return f"ThemeClassifier({', '.join(changed)})"
+
     def __setstate__(self, state):
         state.setdefault("whole_vector", "encode")  # models saved before the option encoded the whole comment
-        super().__setstate__(state)
+        self.__dict__.update(state)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "classes_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this ThemeClassifier is not fitted yet: call fit, or load a model with load_model")
 
     # ------------------------------------------------------------------ labels
     def _parse_y(self, y):
@@ -316,8 +396,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
             )
         if mode == "single":
             whole = units.vectors[[u[0] for u in units.unit_index]]
-            head = LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000, random_state=self.random_state)
-            self.head_ = head.fit(whole, Y)
+            head = _logistic(self.C, self.class_weight, self.random_state).fit(whole, Y)
+            self.head_ = _SoftmaxHead(head.coef_, head.intercept_, head.classes_)
             self.classes_ = self.head_.classes_
             self.thresholds_ = np.zeros(len(self.classes_))
             self.polarity_heads_ = {}
@@ -394,6 +474,8 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         oof = np.zeros((n, k))
         # Stratify on the rarest theme so every fold sees it.
         rare = int(np.argmin(Y.sum(axis=0)))
+        from sklearn.model_selection import StratifiedKFold
+
         splits = StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(np.zeros(n), Y[:, rare])
         for train, test in splits:
             heads, _ = self._fit_heads(units, list(train), Y, polarity)
@@ -435,7 +517,7 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
         return scores, best_sentence
 
     def _analyse(self, X):
-        check_is_fitted(self, "classes_")
+        self._check_fitted()
         X = list(X)
         units = self._units(X, self.encoder_)
         rows = list(range(len(X)))
@@ -482,7 +564,10 @@ class ThemeClassifier(ClassifierMixin, BaseEstimator):
     def score(self, X, y, sample_weight=None) -> float:
         """Accuracy for single-label models; macro-F1 over themes for multi-label ones."""
         if self.mode_ == "single":
-            return super().score(X, y, sample_weight)
+            right = (self.predict(X) == np.asarray([str(v) for v in y])).astype(float)
+            return float(np.average(right, weights=sample_weight))
+        from sklearn.metrics import f1_score
+
         from .metrics import label_matrix
 
         # Columns follow the model's themes, whatever subset of them the given labels use.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 from .labels import normalize_label
 
@@ -14,6 +13,8 @@ def label_matrix(labels, theme_ids: list[str]) -> np.ndarray:
 
 
 def multilabel_metrics(Y: np.ndarray, P: np.ndarray, theme_ids: list[str]) -> dict:
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
     precision, recall, f1, support = precision_recall_fscore_support(Y, P, average=None, zero_division=0)
     per_theme = {
         t: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
