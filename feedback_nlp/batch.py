@@ -138,14 +138,15 @@ def classify_file(
     out_fmt = detect_format(output_path)
     if str(output_path) != "-" and Path(output_path).resolve() == Path(str(input_path)).resolve():
         raise InvalidInputError("the output file would overwrite the input; choose another -o")
-    checkpointed = str(output_path) != "-" and out_fmt in Writer.RESUMABLE
+    # stdin cannot be read again, so a run from it keeps no checkpoint
+    checkpointed = str(output_path) != "-" and str(input_path) != "-" and out_fmt in Writer.RESUMABLE
+    if resume and str(input_path) == "-":
+        raise InvalidInputError("--resume needs an input file, not stdin")
     if resume and not checkpointed:
         raise InvalidInputError(
             f"{output_path}: --resume needs a .jsonl, .csv or .tsv output file (a Parquet file is unreadable "
             "until it is complete); write JSONL or CSV and convert afterwards, or run without --resume"
         )
-    if resume and str(input_path) == "-":
-        raise InvalidInputError("--resume needs an input file, not stdin")
     theme_ids = [str(c) for c in model.classes_]
     progress_path = checkpoint_path(output_path) if checkpointed else None
     fingerprint = _fingerprint(model, input_path, text_column, id_column, redact, errors_path) if checkpointed else {}

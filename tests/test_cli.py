@@ -63,6 +63,15 @@ def test_stdin_to_stdout(model_dir):
     assert len(lines) == 2 and lines[0]["themes"][0]["theme"] == "attitude"
 
 
+def test_stdin_to_a_file_and_resume_from_stdin_is_refused(model_dir, tmp_path):
+    out = tmp_path / "out.jsonl"
+    result = invoke("classify", "-", "-o", out, "--model", model_dir, input='{"text": "rude"}\n{"text": "ok"}\n')
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == 2 and not (tmp_path / "out.jsonl.progress.json").exists()
+    again = invoke("classify", "-", "-o", tmp_path / "again.jsonl", "--resume", "--model", model_dir, input='{"text": "ok"}\n')
+    assert again.exit_code == 2 and "not stdin" in again.stderr
+
+
 def test_missing_text_column_exits_2_listing_columns(model_dir, tmp_path):
     src = tmp_path / "in.csv"
     write_csv(src, [["1", "hi", "A"]])
