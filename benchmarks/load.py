@@ -79,10 +79,12 @@ def measure_batch(model_dir: str | None, texts: list[str], seconds: float) -> di
     return {"comments": done, "seconds": round(elapsed, 2), "comments_per_s": round(done / elapsed, 1)}
 
 
-async def drive(url: str, texts: list[str], clients: int, duration: float, warmup: float = 1.0) -> dict:
-    """N clients, each posting one comment at a time, for ``duration`` s after ``warmup`` s."""
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
+async def post_comments(url: str, texts: list[str], clients: int, duration: float, warmup: float = 0.0):
+    """N clients, each posting one comment at a time, for ``duration`` s after ``warmup`` s.
+
+    Returns the answers given after the warm-up — ``(status code, or the transport error's
+    name; seconds; whether a Retry-After header came)`` each — and the seconds measured."""
+    answers: list[tuple[int | str, float, bool]] = []
     counter = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
@@ -96,18 +98,24 @@ async def drive(url: str, texts: list[str], clients: int, duration: float, warmu
                 counter += 1
                 try:
                     r = await client.post("/v1/classify", json={"text": text})
-                    problem = None if r.status_code == 200 else str(r.status_code)
+                    answer = (r.status_code, time.perf_counter() - now, "retry-after" in r.headers)
                 except httpx.HTTPError as exc:
-                    problem = type(exc).__name__
+                    answer = (type(exc).__name__, time.perf_counter() - now, False)
                 if now >= measure_from:
-                    if problem is None:
-                        latencies.append(time.perf_counter() - now)
-                    else:
-                        errors[problem] = errors.get(problem, 0) + 1
+                    answers.append(answer)
 
         await asyncio.gather(*[one_client() for _ in range(clients)])
-        elapsed = time.perf_counter() - measure_from
-    ms = [x * 1000 for x in latencies]
+    return answers, time.perf_counter() - measure_from
+
+
+async def drive(url: str, texts: list[str], clients: int, duration: float, warmup: float = 1.0) -> dict:
+    """Throughput and latency of the 200s; every other answer counted as an error by its status."""
+    answers, elapsed = await post_comments(url, texts, clients, duration, warmup)
+    ms = [seconds * 1000 for status, seconds, _ in answers if status == 200]
+    errors: dict[str, int] = {}
+    for status, _, _ in answers:
+        if status != 200:
+            errors[str(status)] = errors.get(str(status), 0) + 1
     return {
         "clients": clients, "seconds": round(elapsed, 2), "ok": len(ms), "errors": errors,
         "comments_per_s": round(len(ms) / elapsed, 1),

@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import RESULTS, ROOT, Server, _r, percentile, read_comments  # noqa: E402
+from load import RESULTS, ROOT, Server, _r, percentile, post_comments, read_comments  # noqa: E402
 
 RSS_GROWTH_LIMIT = 0.10
 
@@ -75,37 +75,11 @@ class Sampler:
 
 async def load_phase(url: str, texts: list[str], clients: int, duration: float, warmup: float = 0.0) -> dict:
     """``clients`` clients posting one comment at a time; answers counted by status after ``warmup``."""
-    statuses: Counter = Counter()
-    transport: Counter = Counter()
-    missing_retry_after = 0
-    latencies: list[float] = []
-    counter = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        start = time.perf_counter()
-        measure_from, stop_at = start + warmup, start + warmup + duration
-
-        async def one_client():
-            nonlocal counter, missing_retry_after
-            while (now := time.perf_counter()) < stop_at:
-                text = texts[counter % len(texts)]
-                counter += 1
-                try:
-                    r = await client.post("/v1/classify", json={"text": text})
-                except httpx.HTTPError as exc:
-                    if now >= measure_from:
-                        transport[type(exc).__name__] += 1
-                    continue
-                if now < measure_from:
-                    continue
-                statuses[r.status_code] += 1
-                if r.status_code == 200:
-                    latencies.append((time.perf_counter() - now) * 1000)
-                elif r.status_code == 429 and "retry-after" not in r.headers:
-                    missing_retry_after += 1
-
-        await asyncio.gather(*[one_client() for _ in range(clients)])
-        elapsed = time.perf_counter() - measure_from
+    answers, elapsed = await post_comments(url, texts, clients, duration, warmup)
+    statuses = Counter(status for status, _, _ in answers if isinstance(status, int))
+    transport = Counter(status for status, _, _ in answers if isinstance(status, str))
+    latencies = [seconds * 1000 for status, seconds, _ in answers if status == 200]
+    missing_retry_after = sum(1 for status, _, has in answers if status == 429 and not has)
     return {
         "clients": clients, "seconds": round(elapsed, 1), "ok": statuses[200],
         "ok_per_s": round(statuses[200] / elapsed, 1) if elapsed > 0 else None,
