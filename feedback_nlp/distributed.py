@@ -185,27 +185,28 @@ def _write_in_order(tagged, output_path: str, fmt: str, schema, rows_per_file: i
             writer.close()
             sink.close()
 
+    def next_part():
+        nonlocal sink, writer, in_file
+        close()
+        name = f"part-{len(written):05d}.{fmt}"
+        sink = fs.open_output_stream(f"{root}/{name}")
+        writer = pq.ParquetWriter(sink, schema) if fmt == "parquet" else pacsv.CSVWriter(sink, schema)
+        written.append(f"{root}/{name}" if "://" not in output_path else f"{output_path.rstrip('/')}/{name}")
+        in_file = 0
+
     try:
         for batch in tagged.iter_batches(batch_format="pyarrow", batch_size=None):
             table = batch.select(schema.names).cast(schema)
             start = 0
             while start < table.num_rows:
                 if writer is None or in_file >= rows_per_file:
-                    close()
-                    path = f"{root}/part-{len(written):05d}.{fmt}"
-                    sink = fs.open_output_stream(path)
-                    writer = pq.ParquetWriter(sink, schema) if fmt == "parquet" else pacsv.CSVWriter(sink, schema)
-                    written.append(path if "://" not in output_path else f"{output_path.rstrip('/')}/{Path(path).name}")
-                    in_file = 0
+                    next_part()
                 piece = table.slice(start, rows_per_file - in_file)
                 writer.write_table(piece)
                 in_file += piece.num_rows
                 start += piece.num_rows
         if writer is None:  # no rows: still one file with the columns
-            path = f"{root}/part-00000.{fmt}"
-            sink = fs.open_output_stream(path)
-            writer = pq.ParquetWriter(sink, schema) if fmt == "parquet" else pacsv.CSVWriter(sink, schema)
-            written.append(path if "://" not in output_path else f"{output_path.rstrip('/')}/part-00000.{fmt}")
+            next_part()
     finally:
         close()
     return written
@@ -261,14 +262,13 @@ def classify_path(
             header = _local_csv_header(input_path)  # read every column as text, as the batch CLI does
             options = {"convert_options": pacsv.ConvertOptions(column_types={h: pa.string() for h in header})} if header else {}
             ds = ray.data.read_csv(input_path, **options)
+        columns = ds.schema().names
+        if text_column not in columns:
+            raise InvalidInputError(f"no text column {text_column!r}; columns are: {', '.join(columns)} (use --text-column)")
         tagged = classify_dataset(
             ds, model, text_column=text_column, concurrency=concurrency, batch_size=batch_size,
             num_gpus=num_gpus, redact=redact, runtime=runtime,
         )
-        if text_column not in ds.schema().names:
-            raise InvalidInputError(
-                f"no text column {text_column!r}; columns are: {', '.join(ds.schema().names)} (use --text-column)"
-            )
         added = ["themes"] + [f"score_{t}" for t in _theme_ids(model)]
         return _write_in_order(tagged, output_path, out_fmt, _output_schema(ds, added), rows_per_file)
     finally:
