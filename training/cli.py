@@ -30,11 +30,14 @@ def register(app: typer.Typer) -> None:
         eval_data: Optional[Path] = typer.Option(None, "--eval", help="Held-out labelled data to report metrics on."),
         name: Optional[str] = typer.Option(None, help="Model name in the manifest (default: folder name)."),
         strict: bool = typer.Option(False, help="Fail when data validation finds errors."),
+        finetune: bool = typer.Option(False, "--finetune", help="Fine-tune the encoder contrastively first (SetFit-style; slow on CPU). Same as --set finetune=true."),
     ):
         """Train a model folder: validate data, fit heads, tune thresholds, evaluate, save."""
         from training.pipeline import load_config, train_model
 
         overrides = list(set_ or [])
+        if finetune:
+            overrides.append("finetune=true")
         if text_column:
             overrides.append(f"text_column={text_column}")
         if label_column:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import tomllib
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
@@ -37,6 +38,11 @@ class TrainConfig:
     taxonomy: str | None = None  # path to a taxonomy JSON file, "default", or none (from labels)
     min_examples: int = 8  # validation warns below this many examples per theme
     embedding_cache: str | None = "default"  # folder for cached embeddings; "default" = ~/.cache/feedback-nlp; none = off
+    finetune: bool = False  # contrastive fine-tuning of the sentence-transformers encoder first (training/finetune.py)
+    finetune_epochs: int = 1
+    finetune_pairs: int = 4  # pairs drawn per training example
+    finetune_batch_size: int = 16
+    finetune_lr: float = 2e-5
 
     def classifier_params(self) -> dict:
         threshold = self.threshold
@@ -180,15 +186,43 @@ def cv_metrics(model, labels) -> dict | None:
 TRAINING_DATA = "training_data.jsonl.gz"
 
 
-def make_encoder(config: TrainConfig):
-    """The configured encoder, wrapped in the embedding cache unless it is off or pointless."""
-    from feedback_nlp.encoders import CachedEncoder, HashingEncoder, default_cache_folder, load_encoder
+def make_encoder(config: TrainConfig, encoder=None):
+    """The configured encoder (or ``encoder``), wrapped in the embedding cache unless it is off or pointless.
 
-    encoder = load_encoder(config.classifier_params()["encoder"])
-    if isinstance(encoder, HashingEncoder) or config.embedding_cache in (None, "none", ""):
+    A fine-tuned encoder is only cached in memory: its vectors are of no use to another run.
+    """
+    from feedback_nlp.encoders import CachedEncoder, HashingEncoder, bundled_encoders, default_cache_folder, load_encoder
+
+    encoder = encoder if encoder is not None else load_encoder(config.classifier_params()["encoder"])
+    if (isinstance(encoder, HashingEncoder) or bundled_encoders(encoder)
+            or config.embedding_cache in (None, "none", "")):
         return CachedEncoder(encoder)
     folder = default_cache_folder() if config.embedding_cache == "default" else Path(config.embedding_cache)
     return CachedEncoder(encoder, folder)
+
+
+def finetuned_encoder(config: TrainConfig, texts, labels, folder: Path, log=print):
+    """The configured encoder with its sentence-transformers part fine-tuned on (texts, labels) into ``folder``."""
+    from feedback_nlp.encoders import ConcatEncoder, SentenceTransformerEncoder, load_encoder
+
+    from .finetune import FinetuneSettings, finetune_encoder
+
+    encoder = load_encoder(config.classifier_params()["encoder"])
+    parts = encoder.parts if isinstance(encoder, ConcatEncoder) else [encoder]
+    found = [i for i, p in enumerate(parts) if isinstance(p, SentenceTransformerEncoder)]
+    if len(found) != 1:
+        raise InvalidInputError(
+            f"finetune needs exactly one sentence-transformers encoder; encoder {config.encoder!r} has {len(found)}"
+        )
+    i = found[0]
+    base = parts[i]
+    settings = FinetuneSettings(
+        epochs=config.finetune_epochs, pairs_per_example=config.finetune_pairs,
+        batch_size=config.finetune_batch_size, learning_rate=config.finetune_lr, seed=config.seed,
+    )
+    path = finetune_encoder(base.model, texts, labels, folder, settings, log=log)
+    tuned = SentenceTransformerEncoder(path, max_seq_length=base.max_seq_length, bundled=True, base=base.base or base.model)
+    return ConcatEncoder(parts[:i] + [tuned] + parts[i + 1 :]) if isinstance(encoder, ConcatEncoder) else tuned
 
 
 def _pack_data(texts, labels) -> bytes:
@@ -274,8 +308,15 @@ def train_model(
         raise InvalidInputError("training data failed validation (--strict): " + "; ".join(report.errors))
     keep = [i for i, t in enumerate(texts) if t.strip()]
     texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    with tempfile.TemporaryDirectory(prefix="feedback-nlp-finetune-") as scratch:
+        tuned = finetuned_encoder(config, texts, labels, Path(scratch) / "encoder", log) if config.finetune else None
+        return _fit_and_save(config, texts, labels, tuned, report, sources, eval_texts, eval_labels, eval_data,
+                             output, name)
+
+
+def _fit_and_save(config, texts, labels, encoder, report, sources, eval_texts, eval_labels, eval_data, output, name):
     params = config.classifier_params()
-    params["encoder"] = make_encoder(config)
+    params["encoder"] = make_encoder(config, encoder)
     model = ThemeClassifier(**params)
     model.fit(texts, labels)
     metrics = {}
@@ -295,4 +336,9 @@ def train_model(
         "config": {k: v for k, v in asdict(config).items() if v is not None},
     }
     save_model(model, output, name=name, extra_files={TRAINING_DATA: _pack_data(texts, labels)})
+    from feedback_nlp.artifacts import bundle_folder
+    from feedback_nlp.encoders import bundled_encoders
+
+    for i, part in enumerate(bundled_encoders(model.encoder_)):  # point at the saved copy, not the scratch folder
+        part.model = str(Path(output) / bundle_folder(i))
     return model, report
