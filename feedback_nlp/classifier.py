@@ -19,17 +19,18 @@ fresh process's start-up).
 from __future__ import annotations
 
 import inspect
+from concurrent.futures import ThreadPoolExecutor
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .encoders import Encoder, load_encoder
+from .encoders import Encoder, load_encoder, needs_torch, preload
 from .errors import InvalidInputError
 from .labels import is_single_label, normalize_label
 from .taxonomy import Taxonomy
-from .text import Sentence, split_clauses, split_sentences_many
+from .text import Sentence, sentencizer, split_clauses, split_sentences_many
 
 MAX_CHARS = 20_000
 MAX_SENTENCES = 64  # per comment; beyond this the rest of a very long comment is not scored
@@ -146,6 +147,23 @@ def _best_f1_threshold(scores: np.ndarray, truth: np.ndarray, target_precision: 
     # Put the threshold halfway to the next lower score so it is not tied to one example.
     nxt = s[np.searchsorted(-s, -cut[i], side="right")] if i + 1 < len(cut) else cut[i] - 0.05
     return float(max(1e-6, (cut[i] + nxt) / 2))
+
+
+def _load_resources(encoder) -> None:
+    """Load the sentence splitter and the encoder's weights, overlapped where that is safe.
+
+    Together they are most of the time to a first answer. Much of the encoder loading runs
+    outside the GIL (zlib inflating the USE weights, onnxruntime building its session,
+    sentencepiece), so it proceeds in a thread while spaCy imports. A torch encoder loads
+    after spaCy instead: spaCy's import hides torch for a moment (see text.sentencizer).
+    """
+    if needs_torch(encoder):
+        sentencizer()
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-nlp-load") as pool:
+        loading = pool.submit(preload, encoder)
+        sentencizer()
+        loading.result()
 
 
 class ThemeClassifier:
@@ -327,6 +345,9 @@ class ThemeClassifier:
             raise InvalidInputError(f"whole_vector must be 'mean' or 'encode', not {self.whole_vector!r}")
         mean = self.whole_vector == "mean"
         texts, truncated = self._prepare(X)
+        if not getattr(self, "_resources_loaded", False):
+            _load_resources(encoder)
+            self._resources_loaded = True
         sentences = split_sentences_many(texts)
         slots: list = []  # per row of `vectors`: a text to encode, or (rows, weights) to pool
         rows_by_key: dict[tuple[str, str], int] = {}

@@ -308,15 +308,29 @@ class CachedEncoder:
         return self  # shared on purpose: clone() in CV/grid search reuses the cache
 
 
+def _leaves(encoder) -> list:
+    if isinstance(encoder, CachedEncoder):
+        return _leaves(encoder.inner)
+    if isinstance(encoder, ConcatEncoder):
+        return [leaf for part in encoder.parts for leaf in _leaves(part)]
+    return [encoder]
+
+
+def preload(encoder) -> None:
+    """Load the weights of every part of ``encoder`` now instead of on the first encode."""
+    for leaf in _leaves(encoder):
+        load = getattr(leaf, "_load", None)
+        if load is not None:
+            load()
+
+
+def needs_torch(encoder) -> bool:
+    return any(isinstance(leaf, SentenceTransformerEncoder) for leaf in _leaves(encoder))
+
+
 def bundled_encoders(encoder) -> list[SentenceTransformerEncoder]:
     """The encoders inside ``encoder`` whose folders belong in the model folder."""
-    if isinstance(encoder, CachedEncoder):
-        return bundled_encoders(encoder.inner)
-    if isinstance(encoder, ConcatEncoder):
-        return [b for part in encoder.parts for b in bundled_encoders(part)]
-    if isinstance(encoder, SentenceTransformerEncoder) and encoder.bundled:
-        return [encoder]
-    return []
+    return [leaf for leaf in _leaves(encoder) if isinstance(leaf, SentenceTransformerEncoder) and leaf.bundled]
 
 
 def default_cache_folder() -> Path:

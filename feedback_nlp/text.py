@@ -89,7 +89,8 @@ def normalize(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _sentencizer():
+def sentencizer():
+    """spaCy's blank English pipeline with its rule-based sentencizer (loaded once), and its punctuation."""
     # spaCy's thinc imports torch whenever it is installed (seconds and hundreds of MB), though
     # a blank pipeline never uses it; hide torch during the import unless it is already loaded,
     # so the ONNX runtime stays torch-free. Importing torch later works as usual.
@@ -115,7 +116,7 @@ def split_sentences(text: str) -> list[Sentence]:
 
 def split_sentences_many(texts: Sequence[str]) -> list[list[Sentence]]:
     """Sentences for many texts at once (spaCy runs over all of them in one pass)."""
-    nlp, punct = _sentencizer()
+    nlp, punct = sentencizer()
     normalised = [normalize_with_offsets(t or "") for t in texts]
     # Each line of a normalised text is segmented on its own; a line with no sentence
     # punctuation before its last character is one sentence and skips spaCy.

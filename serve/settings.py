@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(5.0, ge=0, description="Longest a comment waits for others to share its model call.")
     max_queue: int = Field(1024, ge=1, description="Comments waiting for the model beyond which requests get 429.")
 
+    malloc_mmap_threshold_kb: int = Field(
+        256, ge=0, description="glibc: allocations from this size go to mmap and back to the system when freed "
+        "(keeps RSS flat under sustained load, see serve/memory.py); 0 leaves glibc's adaptive default."
+    )
+
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     idempotency_ttl_s: int = Field(600, ge=0)
     idempotency_max_entries: int = Field(10_000, ge=0)

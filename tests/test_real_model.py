@@ -69,3 +69,16 @@ def test_cli_on_the_sample_csv(tmp_path):
     assert "bounced_around" in by_ticket["INC0010260"]
     assert "not_solved" in by_ticket["INC0010275"]
     assert by_ticket["INC0010244"] == ""
+
+
+def test_use_tokenizers_agree_and_old_specs_keep_the_pure_one():
+    from feedback_nlp.encoders import load_encoder
+
+    fast, pure = load_encoder("use"), load_encoder({"kind": "use"})  # a spec saved before the choice existed
+    assert fast.spec() == {"kind": "use", "tokenizer": "sentencepiece"} and pure.spec() == {"kind": "use"}
+    assert load_encoder(fast.spec()).tokenizer == "sentencepiece"
+    texts = ["The agent was quick and kind.", "Waited 3 days; nobody called back!", "Ticket INC0012345 closed, not fixed."]
+    cosines = (fast.encode(texts) * pure.encode(texts)).sum(axis=1)
+    assert cosines.min() > 0.9999, cosines
+    # The reference library makes one unknown piece of a run of emoji; the pure port one per emoji.
+    assert float(fast.encode(["Great 👍👍"]) @ pure.encode(["Great 👍👍"]).T) < 0.9999

@@ -398,3 +398,16 @@ async def test_real_model_serves_the_full_path():
     assert r.status_code == 200
     result = r.json()["results"][0]
     assert {"feedback_speed_positive", "feedback_attitude_negative"} <= set(result["tags"]), result
+
+
+def test_malloc_thresholds_are_pinned_on_glibc_and_can_be_left_alone():
+    import sys
+
+    from serve.memory import pin_malloc_thresholds
+
+    assert pin_malloc_thresholds(0) is False
+    if sys.platform.startswith("linux"):
+        import platform
+
+        assert pin_malloc_thresholds(256 * 1024) is (platform.libc_ver()[0] == "glibc")
+    assert Settings().malloc_mmap_threshold_kb == 256
