@@ -55,5 +55,6 @@ def register(app: typer.Typer) -> None:
         os.environ["FEEDBACK_NLP_MODEL"] = str(path)
         uvicorn.run(
             "serve.app:create_app", factory=True, host=settings.host, port=settings.port, workers=settings.workers,
+            timeout_keep_alive=settings.keep_alive_s,
             log_config=LOG_CONFIG, access_log=False,  # the app logs each request itself, without bodies
         )

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1)
+    keep_alive_s: int = Field(
+        65, ge=1, description="Idle keep-alive connections are closed after this long. Longer than the usual "
+        "client idle timeouts (httpx 5 s, most HTTP clients and proxies up to 60 s), so a client never "
+        "reuses a connection the server is closing at that moment (a read error on its request)."
+    )
 
     model: Path | None = Field(None, description="Model folder; default: the promoted or shipped model.")
 

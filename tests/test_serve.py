@@ -411,3 +411,23 @@ def test_malloc_thresholds_are_pinned_on_glibc_and_can_be_left_alone():
 
         assert pin_malloc_thresholds(256 * 1024) is (platform.libc_ver()[0] == "glibc")
     assert Settings().malloc_mmap_threshold_kb == 256
+
+
+def test_serve_command_passes_settings_to_uvicorn(monkeypatch, model_dir):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from feedback_nlp.cli import app as cli_app
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kwargs: seen.update(kwargs, target=target))
+    monkeypatch.setenv("FEEDBACK_NLP_KEEP_ALIVE_S", "90")
+    monkeypatch.setenv("FEEDBACK_NLP_MODEL", str(model_dir))  # the command sets it for its workers; restored after
+    result = CliRunner().invoke(cli_app, ["serve", "--model", str(model_dir), "--port", "8765", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert seen["target"] == "serve.app:create_app" and seen["factory"] is True
+    assert (seen["port"], seen["workers"], seen["timeout_keep_alive"]) == (8765, 2, 90)
+    # the client's idle timeout (httpx: 5 s) must end before the server's, or a reused connection can break
+    monkeypatch.delenv("FEEDBACK_NLP_KEEP_ALIVE_S")
+    CliRunner().invoke(cli_app, ["serve", "--model", str(model_dir)])
+    assert seen["timeout_keep_alive"] > 60
