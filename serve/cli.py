@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         verify_model(path)
         # Workers are separate processes that build their settings from the environment.
         os.environ["FEEDBACK_NLP_MODEL"] = str(path)
+        # torch's OpenMP threads sleep when idle instead of spinning: the server shares its cores with
+        # the event loop and its callers (torch is imported later, when the model loads). BENCHMARKS.md §4.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         uvicorn.run(
             "serve.app:create_app", factory=True, host=settings.host, port=settings.port, workers=settings.workers,
             timeout_keep_alive=settings.keep_alive_s,

@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import logging
 import threading
 import time
@@ -423,10 +424,12 @@ def test_serve_command_passes_settings_to_uvicorn(monkeypatch, model_dir):
     monkeypatch.setattr(uvicorn, "run", lambda target, **kwargs: seen.update(kwargs, target=target))
     monkeypatch.setenv("FEEDBACK_NLP_KEEP_ALIVE_S", "90")
     monkeypatch.setenv("FEEDBACK_NLP_MODEL", str(model_dir))  # the command sets it for its workers; restored after
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # likewise
     result = CliRunner().invoke(cli_app, ["serve", "--model", str(model_dir), "--port", "8765", "--workers", "2"])
     assert result.exit_code == 0, result.output
     assert seen["target"] == "serve.app:create_app" and seen["factory"] is True
     assert (seen["port"], seen["workers"], seen["timeout_keep_alive"]) == (8765, 2, 90)
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # set before torch loads in the workers
     # the client's idle timeout (httpx: 5 s) must end before the server's, or a reused connection can break
     monkeypatch.delenv("FEEDBACK_NLP_KEEP_ALIVE_S")
     CliRunner().invoke(cli_app, ["serve", "--model", str(model_dir)])
