@@ -309,15 +309,16 @@ def promoted_model_path() -> Path | None:
     return target
 
 
-def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | None = None):
+def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | None = None, threads: int | None = None):
     """Load a verified model folder (default: see :func:`default_model_path`).
 
     ``runtime`` picks the encoder: "torch" (the sentence-transformers encoder named in the
     manifest) or "onnx" (the folder's ONNX export, see ``feedback-nlp export``); None uses
-    the folder's ``runtime`` entry, else torch. ``encoder`` overrides both.
+    the folder's ``runtime`` entry, else torch. ``encoder`` overrides both. ``threads``:
+    compute threads per encoder part (default one per core; torch's is process-wide).
     """
     from .classifier import ThemeClassifier
-    from .encoders import load_encoder
+    from .encoders import load_encoder, set_threads
 
     path = Path(path) if path is not None else default_model_path()
     manifest = verify_model(path)
@@ -332,6 +333,10 @@ def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | N
     if encoder is not None and runtime is not None:
         raise InvalidInputError("pass encoder or runtime to load_model, not both")
     model.encoder_ = load_encoder(encoder if encoder is not None else runtime_encoder_spec(manifest, path, runtime))
+    if threads is not None:
+        if threads < 1:
+            raise InvalidInputError(f"threads must be at least 1 (got {threads})")
+        set_threads(model.encoder_, threads)
     model.runtime_ = "custom" if encoder is not None else (runtime or manifest.get("runtime") or "torch")
     model.mode_ = manifest["mode"]
     model.taxonomy_ = taxonomy

@@ -37,6 +37,33 @@ class Encoder(Protocol):
         ...
 
 
+def length_batches(lengths: Sequence[int] | np.ndarray, max_rows: int, call_cost: int) -> list[np.ndarray]:
+    """Row indices cut into model calls, longest first, that waste the least work on padding.
+
+    A call costs about ``rows x width`` tokens (every row is padded to the longest) plus a
+    fixed ``call_cost`` in token-equivalents. Rows sorted by length are split where that
+    sum is smallest (dynamic programming over the split points, at most ``max_rows`` per
+    call). Two dozen survey sentences of mixed length in one call pay ~2.6x their real
+    tokens in padding; split this way, ~1.1x (BENCHMARKS.md section 4).
+    """
+    n = len(lengths)
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    widths = np.asarray(lengths, dtype=np.int64)[order]
+    max_rows = max(1, int(max_rows))
+    best = np.zeros(n + 1, dtype=np.int64)  # best[j]: cheapest way to run the first j rows
+    cut = np.zeros(n + 1, dtype=np.int64)  # where the last call of that way starts
+    for j in range(1, n + 1):
+        starts = np.arange(max(0, j - max_rows), j)
+        costs = best[starts] + call_cost + (j - starts) * widths[starts]
+        k = int(np.argmin(costs))
+        best[j], cut[j] = costs[k], starts[k]
+    calls, j = [], n
+    while j > 0:
+        calls.append(order[cut[j] : j])
+        j = int(cut[j])
+    return calls[::-1]
+
+
 class HashingEncoder:
     """Deterministic, dependency-free fake encoder for tests.
 
@@ -94,10 +121,14 @@ class SentenceTransformerEncoder:
     to the model folder once saved) and the sha256 of its files, and ``save_model`` copies it.
     """
 
+    CALL_COST_TOKENS = 32  # one forward pass's fixed cost on CPU in tokens' worth of work (measured ~26)
+
     def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None, max_seq_length: int | None = None,
-                 *, bundled: bool = False, base: str | None = None, sha256: str | None = None):
+                 *, bundled: bool = False, base: str | None = None, sha256: str | None = None,
+                 threads: int | None = None):
         self.model = str(model)
         self.device = device
+        self.threads = threads  # torch's intra-op threads, set when the model loads (process-wide)
         self.max_seq_length = max_seq_length
         self.bundled = bundled
         self.base = base
@@ -145,6 +176,10 @@ class SentenceTransformerEncoder:
             try:
                 from sentence_transformers import SentenceTransformer
 
+                if self.threads:
+                    import torch
+
+                    torch.set_num_threads(self.threads)
                 self._st = SentenceTransformer(path, device=self.device or ("cuda" if _cuda() else "cpu"))
             except Exception as exc:  # the library raises many kinds; name the model either way
                 raise EncoderError(f"cannot load encoder {self.model!r} ({path}): {exc}") from exc
@@ -163,14 +198,24 @@ class SentenceTransformerEncoder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         st = self._load()
-        vectors = st.encode(
-            list(texts),
-            batch_size=batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        texts = list(texts)
+        if st.device.type != "cpu":  # a GPU's per-call cost dwarfs padding: full batches
+            calls = [np.arange(len(texts))]
+            size = batch_size
+        else:
+            lengths = [len(ids) for ids in st.tokenizer(texts, truncation=True, max_length=st.max_seq_length)["input_ids"]]
+            calls = length_batches(lengths, batch_size, self.CALL_COST_TOKENS)
+            size = None
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for rows in calls:
+            out[rows] = st.encode(
+                [texts[i] for i in rows],
+                batch_size=size or len(rows),
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return out
 
 
 class UniversalSentenceEncoder:
@@ -351,6 +396,17 @@ def preload(encoder) -> None:
         load = getattr(leaf, "_load", None)
         if load is not None:
             load()
+
+
+def set_threads(encoder, threads: int | None) -> None:
+    """Compute threads for every part of ``encoder`` (None: one per core), before it loads.
+
+    A server shares its cores with the event loop and its callers: one thread per model
+    part wastes less in waits between threads there (BENCHMARKS.md section 4).
+    """
+    for leaf in _leaves(encoder):
+        if hasattr(leaf, "threads"):
+            leaf.threads = threads
 
 
 def needs_torch(encoder) -> bool:

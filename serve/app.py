@@ -304,7 +304,7 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     t0 = time.perf_counter()
     pin_malloc_thresholds(settings.malloc_mmap_threshold_kb * 1024)
     try:
-        model = await asyncio.to_thread(load_model, settings.model)
+        model = await asyncio.to_thread(load_model, settings.model, threads=settings.threads)
         await asyncio.to_thread(model.classify, [WARMUP_TEXT])
     except Exception as exc:
         app.state.load_error = str(exc)

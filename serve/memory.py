@@ -6,6 +6,11 @@ that size (up to 32 MB). After a few big batches, buffers of every size come fro
 instead, and a heap fragmented by varying batch shapes is rarely given back: RSS grows for
 a long time under steady load. Setting the threshold explicitly turns the adjustment off
 (mallopt(3)), so large temporary buffers keep going back to the system.
+
+Not too low: every mmapped buffer is fresh pages the kernel must fault in and zero. At
+256 KB the encoders' per-call buffers all went that way and the model ran at half speed
+(100 against 200 comments/s in calls of 24); at 4 MB it runs at full speed and RSS under
+sustained load still grew only 1.5% (BENCHMARKS.md section 4).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
 
-def pin_malloc_thresholds(mmap_threshold: int = 256 * 1024) -> bool:
+def pin_malloc_thresholds(mmap_threshold: int = 4096 * 1024) -> bool:
     """Fix glibc's mmap threshold (and trim threshold at twice it); False where there is no glibc."""
     if not sys.platform.startswith("linux") or mmap_threshold <= 0:
         return False

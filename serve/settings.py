@@ -46,8 +46,13 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(5.0, ge=0, description="Longest a comment waits for others to share its model call.")
     max_queue: int = Field(1024, ge=1, description="Comments waiting for the model beyond which requests get 429.")
 
+    threads: int = Field(
+        1, ge=1, description="Compute threads per encoder part (torch's setting is process-wide). The model shares "
+        "the cores with the event loop and the callers: one thread wastes least (BENCHMARKS.md section 4)."
+    )
+
     malloc_mmap_threshold_kb: int = Field(
-        256, ge=0, description="glibc: allocations from this size go to mmap and back to the system when freed "
+        4096, ge=0, description="glibc: allocations from this size go to mmap and back to the system when freed "
         "(keeps RSS flat under sustained load, see serve/memory.py); 0 leaves glibc's adaptive default."
     )
 

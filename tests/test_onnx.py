@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from feedback_nlp import ArtifactError, InvalidInputError, ThemeClassifier, load_model, save_model, verify_model
 from feedback_nlp.artifacts import amend_model
 from feedback_nlp.cli import app
-from feedback_nlp.encoders import SentenceTransformerEncoder, load_encoder
+from feedback_nlp.encoders import SentenceTransformerEncoder, length_batches, load_encoder
 from feedback_nlp.errors import EncoderError
 from feedback_nlp.onnx_encoder import OnnxEncoder, export_onnx
 
@@ -91,6 +91,32 @@ def test_encode_is_normalised_float32_and_independent_of_batching(toy_export):
     nonzero = np.linalg.norm(together, axis=1) > 0
     assert np.allclose(np.linalg.norm(together[nonzero], axis=1), 1.0, atol=1e-5)
     assert encoder.encode([]).shape == (0, 256)
+
+
+def test_length_batches_cut_mixed_lengths_where_padding_costs_more_than_a_call():
+    lengths = [3, 30, 4, 3, 28, 5, 4, 3, 29, 4]
+    calls = length_batches(lengths, max_rows=64, call_cost=8)
+    rows = np.concatenate(calls)
+    assert sorted(rows.tolist()) == list(range(len(lengths)))  # every row once
+    widths = [[lengths[r] for r in call] for call in calls]
+    assert all(w == sorted(w, reverse=True) for w in widths)  # longest first: a call pads to its first row
+    assert widths == [[30, 29, 28], [5, 4, 4, 4, 3, 3, 3]]
+    padded = sum(len(w) * w[0] for w in widths)
+    assert padded < 0.5 * len(lengths) * max(lengths)  # one call would pad every row to 30
+    # A call costing more than the padding saved keeps them together; max_rows is respected.
+    assert len(length_batches(lengths, max_rows=64, call_cost=10_000)) == 1
+    assert sorted(len(c) for c in length_batches([7] * 10, max_rows=4, call_cost=8)) == [2, 4, 4]
+    assert length_batches([], max_rows=4, call_cost=8) == []
+
+
+def test_encoder_threads_are_set_by_load_model(onnx_model_dir):
+    fast = load_model(onnx_model_dir, runtime="onnx", threads=1)
+    assert fast.encoder_.threads == 1
+    fast.classify(["quick fix"])
+    assert fast.encoder_._session.get_session_options().intra_op_num_threads == 1
+    assert load_model(onnx_model_dir, runtime="onnx").encoder_.threads is None  # one per core
+    with pytest.raises(InvalidInputError, match="threads must be at least 1"):
+        load_model(onnx_model_dir, runtime="onnx", threads=0)
 
 
 def test_texts_are_truncated_to_the_maximum_length(toy_export):

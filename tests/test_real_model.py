@@ -99,3 +99,20 @@ def test_use_weights_load_from_a_plain_copy_in_the_cache(tmp_path, monkeypatch):
     assert len(copies) == 1
     second = load_encoder("use").encode(texts)  # reads it
     assert np.array_equal(first, reference) and np.array_equal(second, reference)
+
+
+def test_minilm_calls_split_by_length_give_the_library_s_own_vectors():
+    import numpy as np
+
+    from feedback_nlp.encoders import SentenceTransformerEncoder, length_batches
+
+    encoder = SentenceTransformerEncoder()
+    st = encoder._load()
+    texts = ["ok", "Thanks!", "The agent fixed my VPN in ten minutes and explained what had gone wrong with the certificate.",
+             "slow", "Transferred three times before anyone knew what a docking station was, and then it was closed unsolved.",
+             "great job", "Rude on the phone."] * 3
+    lengths = [len(ids) for ids in st.tokenizer(texts)["input_ids"]]
+    assert len(length_batches(lengths, 64, encoder.CALL_COST_TOKENS)) > 1  # the long ones go in a call of their own
+    ours = encoder.encode(texts)
+    theirs = st.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    assert ours.dtype == np.float32 and np.allclose(ours, theirs, atol=1e-5)

@@ -149,9 +149,9 @@ async def test_readyz_is_503_until_the_model_is_loaded(settings, monkeypatch):
     release = threading.Event()
     real_load = app_module.load_model
 
-    def slow_load(path):
+    def slow_load(path, **options):
         release.wait(10)
-        return real_load(path)
+        return real_load(path, **options)
 
     monkeypatch.setattr(app_module, "load_model", slow_load)
     async with serving(settings(), ready=False) as client:
@@ -401,6 +401,24 @@ async def test_real_model_serves_the_full_path():
     assert {"feedback_speed_positive", "feedback_attitude_negative"} <= set(result["tags"]), result
 
 
+@pytest.mark.anyio
+async def test_model_threads_come_from_the_settings(settings, monkeypatch):
+    seen = []
+    real_load = app_module.load_model
+
+    def load(path, **options):
+        seen.append(options)
+        return real_load(path, **options)
+
+    monkeypatch.setattr(app_module, "load_model", load)
+    monkeypatch.setenv("FEEDBACK_NLP_THREADS", "3")
+    async with serving(settings()) as client:
+        assert (await client.post("/v1/classify", json={"text": "quick fix"})).status_code == 200
+    assert seen == [{"threads": 3}]
+    monkeypatch.delenv("FEEDBACK_NLP_THREADS")
+    assert Settings().threads == 1  # the default: the model shares the cores with the event loop and callers
+
+
 def test_malloc_thresholds_are_pinned_on_glibc_and_can_be_left_alone():
     import sys
 
@@ -410,8 +428,8 @@ def test_malloc_thresholds_are_pinned_on_glibc_and_can_be_left_alone():
     if sys.platform.startswith("linux"):
         import platform
 
-        assert pin_malloc_thresholds(256 * 1024) is (platform.libc_ver()[0] == "glibc")
-    assert Settings().malloc_mmap_threshold_kb == 256
+        assert pin_malloc_thresholds(4096 * 1024) is (platform.libc_ver()[0] == "glibc")
+    assert Settings().malloc_mmap_threshold_kb == 4096
 
 
 def test_serve_command_passes_settings_to_uvicorn(monkeypatch, model_dir):
