@@ -4,7 +4,8 @@
 
 On N comments (the seed corpus, training/data/*.jsonl, cycled to N: real surveys repeat
 short texts, and classify encodes each distinct text once) it measures
-  raw torch encoder     SentenceTransformer.encode of all N texts (length-sorted batches)
+  raw torch encoder     the torch encoder (MiniLM + USE) on all N whole texts (calls cut by
+                        token length, the same mechanism as classify's)
   classify torch        model.classify of the N texts through the torch encoder
   classify onnx fp32    the same through onnxruntime (fp32 export)
   classify onnx int8    the same through the int8 export

@@ -66,17 +66,19 @@ def measure_batch(model_dir: str | None, texts: list[str], seconds: float) -> di
 
     model = load_model(model_dir)
     model.classify(texts[:64])  # warm up
-    done, elapsed = 0, 0.0
+    done, elapsed, cpu = 0, 0.0, 0.0
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
         while elapsed < seconds:
             chunk = [texts[(done + i) % len(texts)] for i in range(512)]
             src.write_text("".join(json.dumps({"text": t}) + "\n" for t in chunk), encoding="utf-8")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             classify_file(model, src, out, chunk_size=512)
             elapsed += time.perf_counter() - t0
+            cpu += time.process_time() - c0
             done += len(chunk)
-    return {"comments": done, "seconds": round(elapsed, 2), "comments_per_s": round(done / elapsed, 1)}
+    return {"comments": done, "seconds": round(elapsed, 2), "comments_per_s": round(done / elapsed, 1),
+            "cpu_ms_per_comment": round(cpu / done * 1000, 2)}
 
 
 async def post_comments(url: str, texts: list[str], clients: int, duration: float, warmup: float = 0.0):
@@ -167,6 +169,18 @@ class Server:
         self.log.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn's workers), so far."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for p in [pid] + [int(c) for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]:
+        try:
+            fields = open(f"/proc/{p}/stat", encoding="ascii").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def run_server(label: str, model_dir, env, texts, args, log_dir: Path) -> dict:
     server = Server(model_dir, env, log_dir / f"{label}.log")
     try:
@@ -174,15 +188,23 @@ def run_server(label: str, model_dir, env, texts, args, log_dir: Path) -> dict:
         result = {"env": env}
         if label == "server":
             result["idle"] = asyncio.run(drive(server.url, texts, 1, min(5.0, args.duration)))
-        result["load"] = asyncio.run(drive(server.url, texts, args.clients, args.duration))
+        # Where the 2 cores go: CPU per answered request in the server and in this load generator.
+        server_cpu, client_cpu = cpu_seconds(server.proc.pid), time.process_time()
+        result["load"] = load = asyncio.run(drive(server.url, texts, args.clients, args.duration))
+        server_cpu, client_cpu = cpu_seconds(server.proc.pid) - server_cpu, time.process_time() - client_cpu
+        requests = max(1, load["ok"] + sum(load["errors"].values()))
+        load["cpu_ms_per_request"] = {"server": round(server_cpu / requests * 1000, 2),
+                                      "load_generator": round(client_cpu / requests * 1000, 2)}
         return result
     finally:
         server.stop()
 
 
 def show(label: str, r: dict) -> None:
+    cpu = r.get("cpu_ms_per_request")
     print(f"{label:<22} {r['comments_per_s']:>8.1f} comments/s  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  "
-          f"p99 {r['p99_ms']} ms  ok {r['ok']}  errors {sum(r['errors'].values())} {r['errors'] or ''}")
+          f"p99 {r['p99_ms']} ms  ok {r['ok']}  errors {sum(r['errors'].values())} {r['errors'] or ''}"
+          + (f"  CPU/request: server {cpu['server']} ms, load generator {cpu['load_generator']} ms" if cpu else ""))
 
 
 def main() -> None:
@@ -209,7 +231,8 @@ def main() -> None:
     else:
         report["batch"] = measure_batch(args.model, texts, args.duration)
         print(f"{'batch (classify_file)':<22} {report['batch']['comments_per_s']:>8.1f} comments/s "
-              f"({report['batch']['comments']} comments in {report['batch']['seconds']} s)")
+              f"({report['batch']['comments']} comments in {report['batch']['seconds']} s; "
+              f"CPU {report['batch']['cpu_ms_per_comment']} ms per comment)")
         logs = Path(tempfile.mkdtemp(prefix="feedback-nlp-load-"))  # server logs, kept for a look afterwards
         report["server"] = run_server("server", args.model, {}, texts, args, logs)
         show("server idle, 1 client", report["server"]["idle"])

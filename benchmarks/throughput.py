@@ -3,7 +3,8 @@
     python benchmarks/throughput.py [--n 5000] [--model DIR]
 
 Measures, on the same N comments (the seed corpus cycled to N):
-  raw encoder  SentenceTransformer.encode of the N texts (batch 64, length-sorted)
+  raw encoder  the model's encoder on the N whole texts (MiniLM + USE; calls cut by token
+               length, at most 64 texts each)
   classify     model.classify of the N texts in memory (normalise, split, dedupe, encode, heads)
   CLI          `feedback-nlp classify` on a CSV of them, end to end in a fresh process
                (start-up, model load, reading, writing), with its peak RSS
