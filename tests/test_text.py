@@ -92,3 +92,23 @@ def test_redacted_batch_output_never_leaks_an_email_or_phone(_fitted, a, email, 
     (row,) = classify_records(_fitted, [{"text": f"still broken {a} {email} rude {b} {phone}"}], redact=True)
     shown = [row["text"]] + [t["evidence"]["text"] for t in row["themes"] if t["evidence"]]
     assert not any(EMAIL_RE.search(s) or PHONE_RE.search(s) for s in shown)
+
+
+def test_spacy_loads_without_its_cli_or_torch_and_both_still_work_afterwards():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from feedback_nlp.text import sentencizer, split_sentences\n"
+        "sentencizer()\n"
+        "assert [s.text for s in split_sentences('Quick fix. But rude!')] == ['Quick fix.', 'But rude!']\n"
+        "skipped = [m for m in ('typer', 'weasel', 'torch', 'spacy.cli') if m in sys.modules]\n"
+        "assert not skipped, skipped\n"
+        "import spacy, spacy.cli\n"  # the real package now, with every command
+        "assert hasattr(spacy.cli, 'download') and callable(spacy.cli.info)\n"
+        "assert isinstance(spacy.info(markdown=False, silent=True), dict)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
