@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from feedback_nlp import ArtifactError, EncoderError, FeedbackNLPError, InvalidInputError, __version__, load_model
 
 from .batcher import Batcher, QueueFull
-from .memory import pin_malloc_thresholds
+from .memory import pin_malloc_thresholds, trimming
 from .metrics import Metrics
 from .schemas import ClassifyRequest, ClassifyResponse, ErrorResponse, encode_results
 from .settings import MAX_ITEMS, Settings
@@ -311,7 +311,7 @@ async def _load(app: FastAPI, settings: Settings) -> None:
         _log(logging.ERROR, event="model_load_failed", error=type(exc).__name__, message=str(exc))
         return
     metrics: Metrics = app.state.metrics
-    batcher = Batcher(model.classify, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
+    batcher = Batcher(trimming(model.classify, settings.malloc_trim_every_s), max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
                       max_queue=settings.max_queue, on_batch=metrics.batch_size.observe)
     batcher.start()
     metrics.track_queue(lambda: batcher.queued)

@@ -9,8 +9,9 @@ a long time under steady load. Setting the threshold explicitly turns the adjust
 
 Not too low: every mmapped buffer is fresh pages the kernel must fault in and zero. At
 256 KB the encoders' per-call buffers all went that way and the model ran at half speed
-(100 against 200 comments/s in calls of 24); at 4 MB it runs at full speed and RSS under
-sustained load still grew only 1.5% (BENCHMARKS.md section 4).
+(100 against 200 comments/s in calls of 24); at 4 MB it runs at full speed. Buffers under
+4 MB then come from the heap, and torch's leave holes there: :func:`trimming` hands the free
+pages back every few seconds (BENCHMARKS.md section 4 has the soak figures for each setting).
 """
 
 from __future__ import annotations
@@ -18,20 +19,57 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+import time
+from collections.abc import Callable
+from typing import Any
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
 
+def _libc():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def pin_malloc_thresholds(mmap_threshold: int = 4096 * 1024) -> bool:
     """Fix glibc's mmap threshold (and trim threshold at twice it); False where there is no glibc."""
-    if not sys.platform.startswith("linux") or mmap_threshold <= 0:
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and others have no mallopt
+    libc = _libc() if mmap_threshold > 0 else None
+    mallopt = getattr(libc, "mallopt", None)  # musl and others have no mallopt
+    if mallopt is None:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * mmap_threshold))
+
+
+def trimming(fn: Callable[..., Any], every_s: float) -> Callable[..., Any]:
+    """``fn`` that, at most once every ``every_s`` seconds, hands freed heap pages back after a call.
+
+    Buffers under the mmap threshold come from the heap; calls of varying shapes leave free
+    holes in it that glibc keeps resident. malloc_trim(0) gives the free pages back to the
+    system (madvise), wherever they lie in the heap. Run in the model's own thread after a
+    batch, so it never races a call of that thread. ``every_s <= 0`` or no glibc: ``fn`` itself.
+    """
+    trim = getattr(_libc(), "malloc_trim", None) if every_s > 0 else None
+    if trim is None:
+        return fn
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    last = time.monotonic()
+
+    def call(*args, **kwargs):
+        nonlocal last
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            now = time.monotonic()
+            if now - last >= every_s:
+                last = now
+                trim(0)
+
+    return call

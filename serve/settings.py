@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         4096, ge=0, description="glibc: allocations from this size go to mmap and back to the system when freed "
         "(keeps RSS flat under sustained load, see serve/memory.py); 0 leaves glibc's adaptive default."
     )
+    malloc_trim_every_s: float = Field(
+        2.0, ge=0, description="glibc: at most this often, after a batch, free heap pages go back to the "
+        "system (malloc_trim; keeps RSS flat, see serve/memory.py); 0 never."
+    )
 
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     idempotency_ttl_s: int = Field(600, ge=0)

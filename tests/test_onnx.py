@@ -32,8 +32,12 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
-def make_toy_export(folder: Path, dim: int = 256, max_length: int = 8) -> Path:
-    """An ONNX export folder whose graph returns masked word embeddings [batch, seq, dim]."""
+def make_toy_export(folder: Path, dim: int = 256, max_length: int = 8, project: bool = False) -> Path:
+    """An ONNX export folder whose graph returns masked word embeddings [batch, seq, dim].
+
+    With ``project`` the embeddings go through a matrix product first (what int8 quantises),
+    and the word "broken" gets an embedding 50 times larger than the others.
+    """
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
     from tokenizers import Tokenizer
@@ -45,10 +49,20 @@ def make_toy_export(folder: Path, dim: int = 256, max_length: int = 8) -> Path:
     tokenizer = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = Whitespace()
     tokenizer.save(str(folder / "tokenizer.json"))
-    table = np.random.default_rng(0).normal(size=(len(vocab), dim)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(len(vocab), dim)).astype(np.float32)
+    nodes = [helper.make_node("Gather", ["table", "input_ids"], ["hidden"])]
+    weights = [numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array([-1], dtype=np.int64), "axis")]
+    if project:
+        table[vocab["broken"]] *= 50
+        nodes = [helper.make_node("Gather", ["table", "input_ids"], ["words"]),
+                 helper.make_node("Tanh", ["words"], ["squashed"]),  # an activation, not an initializer
+                 helper.make_node("Mul", ["squashed", "words"], ["features"]),
+                 helper.make_node("MatMul", ["features", "w"], ["hidden"])]
+        weights.append(numpy_helper.from_array(rng.normal(size=(dim, dim)).astype(np.float32) / dim**0.5, "w"))
     graph = helper.make_graph(
         [
-            helper.make_node("Gather", ["table", "input_ids"], ["hidden"]),
+            *nodes,
             helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
             helper.make_node("Unsqueeze", ["mask_f", "axis"], ["mask_3d"]),
             helper.make_node("Mul", ["hidden", "mask_3d"], ["token_embeddings"]),
@@ -56,7 +70,7 @@ def make_toy_export(folder: Path, dim: int = 256, max_length: int = 8) -> Path:
         "toy",
         [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"]) for n in ("input_ids", "attention_mask")],
         [helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["batch", "sequence", dim])],
-        initializer=[numpy_helper.from_array(table, "table"), numpy_helper.from_array(np.array([-1], dtype=np.int64), "axis")],
+        initializer=weights,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -91,6 +105,21 @@ def test_encode_is_normalised_float32_and_independent_of_batching(toy_export):
     nonzero = np.linalg.norm(together, axis=1) > 0
     assert np.allclose(np.linalg.norm(together[nonzero], axis=1), 1.0, atol=1e-5)
     assert encoder.encode([]).shape == (0, 256)
+
+
+def test_int8_vectors_do_not_depend_on_the_other_texts_in_a_call(tmp_path):
+    """A comment's int8 vector is the same alone or beside a text with large activations
+    (one quantisation scale per call would let "broken" coarsen every other text's)."""
+    from feedback_nlp.onnx_encoder import _quantize
+
+    folder = make_toy_export(tmp_path / "onnx", project=True)
+    _quantize(folder / "model.onnx", folder / "model.int8.onnx")
+    int8, fp32 = OnnxEncoder(folder, quantized=True), OnnxEncoder(folder)
+    texts = ["quick fix thanks", "the tech was friendly", "still broken broken twice"]
+    alone = np.vstack([int8.encode([t]) for t in texts])
+    together = int8.encode(texts, batch_size=len(texts))
+    assert np.array_equal(alone, together)
+    assert np.sum(alone * fp32.encode(texts), axis=1).min() > 0.99  # and still close to fp32
 
 
 def test_length_batches_cut_mixed_lengths_where_padding_costs_more_than_a_call():
@@ -240,6 +269,16 @@ def test_fp32_onnx_classifies_like_torch(real_export, tiny_rows):
     int8 = load_model(path, runtime="onnx").classify(texts)
     same = np.mean([a == b for a, b in zip(themes(int8), themes(torch_results))])
     assert same >= 0.85, same
+
+
+@pytest.mark.real_model
+def test_int8_answers_do_not_depend_on_what_else_is_in_the_call(real_export, tiny_rows):
+    path, _, _ = real_export
+    model = load_model(path, runtime="onnx")
+    texts = [r["text"] for r in tiny_rows]
+    together = model.classify(texts)
+    alone = [model.classify([t])[0] for t in texts]
+    assert [r["scores"] for r in alone] == [r["scores"] for r in together]
 
 
 @pytest.mark.real_model

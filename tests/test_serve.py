@@ -432,6 +432,30 @@ def test_malloc_thresholds_are_pinned_on_glibc_and_can_be_left_alone():
     assert Settings().malloc_mmap_threshold_kb == 4096
 
 
+def test_trimming_wraps_the_model_call_and_trims_at_most_once_per_interval(monkeypatch):
+    import serve.memory as memory
+
+    from types import SimpleNamespace
+
+    trims = []
+
+    def malloc_trim(pad):
+        trims.append(pad)
+        return 1
+
+    clock = iter([0.0, 0.5, 1.0, 2.5, 2.6]).__next__
+    monkeypatch.setattr(memory.time, "monotonic", clock)
+    monkeypatch.setattr(memory, "_libc", lambda: SimpleNamespace(malloc_trim=malloc_trim))
+    fn = memory.trimming(lambda texts: [t.upper() for t in texts], every_s=2.0)  # reads the clock: 0.0
+    assert fn(["a"]) == ["A"] and trims == []  # 0.5 s after
+    assert fn(["b"]) == ["B"] and trims == []  # 1.0
+    assert fn(["c"]) == ["C"] and trims == [0]  # 2.5: trimmed once
+    assert fn(["d"]) == ["D"] and trims == [0]  # 2.6: not again so soon
+    plain = lambda texts: texts  # noqa: E731
+    assert memory.trimming(plain, every_s=0) is plain
+    assert Settings().malloc_trim_every_s == 2.0
+
+
 def test_serve_command_passes_settings_to_uvicorn(monkeypatch, model_dir):
     import uvicorn
     from typer.testing import CliRunner
