@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import signal
 import socket
 import subprocess
@@ -48,7 +49,11 @@ def read_comments(path: Path | None) -> list[str]:
             texts += [row[column] for row in rows]
         else:
             texts += [json.loads(line)["text"] for line in open(p, encoding="utf-8") if line.strip()]
-    return [t for t in texts if t.strip()]
+    texts = [t for t in texts if t.strip()]
+    # One fixed shuffle: the files are grouped by writing brief, so a short run in file order
+    # (the idle one sends a few hundred comments) would see only one brief's lengths.
+    random.Random(0).shuffle(texts)
+    return texts
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -187,7 +192,7 @@ def run_server(label: str, model_dir, env, texts, args, log_dir: Path) -> dict:
         server.wait_ready()
         result = {"env": env}
         if label == "server":
-            result["idle"] = asyncio.run(drive(server.url, texts, 1, min(5.0, args.duration)))
+            result["idle"] = asyncio.run(drive(server.url, texts, 1, min(20.0, args.duration)))
         # Where the 2 cores go: CPU per answered request in the server and in this load generator.
         server_cpu, client_cpu = cpu_seconds(server.proc.pid), time.process_time()
         result["load"] = load = asyncio.run(drive(server.url, texts, args.clients, args.duration))

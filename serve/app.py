@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from feedback_nlp import ArtifactError, EncoderError, FeedbackNLPError, InvalidInputError, __version__, load_model
 
 from .batcher import Batcher, QueueFull
-from .memory import pin_malloc_thresholds, trimming
+from .memory import pin_malloc_thresholds, trimmer
 from .metrics import Metrics
 from .schemas import ClassifyRequest, ClassifyResponse, ErrorResponse, encode_results
 from .settings import MAX_ITEMS, Settings
@@ -311,8 +311,9 @@ async def _load(app: FastAPI, settings: Settings) -> None:
         _log(logging.ERROR, event="model_load_failed", error=type(exc).__name__, message=str(exc))
         return
     metrics: Metrics = app.state.metrics
-    batcher = Batcher(trimming(model.classify, settings.malloc_trim_every_s), max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
-                      max_queue=settings.max_queue, on_batch=metrics.batch_size.observe)
+    batcher = Batcher(model.classify, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
+                      max_queue=settings.max_queue, on_batch=metrics.batch_size.observe,
+                      after_batch=trimmer(settings.malloc_trim_every_s))
     batcher.start()
     metrics.track_queue(lambda: batcher.queued)
     app.state.service = Service(model, batcher, Replies(settings.idempotency_ttl_s, settings.idempotency_max_entries))

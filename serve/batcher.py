@@ -38,12 +38,14 @@ class Batcher:
         max_wait_ms: float = 5.0,
         max_queue: int = 1024,
         on_batch: Callable[[int], None] | None = None,
+        after_batch: Callable[[], None] | None = None,
     ):
         self._fn = fn
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
         self._on_batch = on_batch
+        self._after_batch = after_batch  # housekeeping in the model's thread, once the answers are out
         self._jobs: deque[_Job] = deque()
         self._queued = 0  # comments waiting, not yet handed to the model
         self._arrival = asyncio.Event()
@@ -110,6 +112,10 @@ class Batcher:
                 if not job.future.done():  # a caller that went away has cancelled its future
                     job.future.set_result(results[start : start + len(job.texts)])
                 start += len(job.texts)
+            if self._after_batch is not None:
+                # Queued on the model's one thread, not awaited: callers already have their answers;
+                # the next batch waits for it only if it is ready before the housekeeping is done.
+                self._executor.submit(self._after_batch)
 
     def _take(self) -> list[_Job]:
         """The oldest jobs that fit in one batch (always at least one)."""

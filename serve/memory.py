@@ -10,7 +10,7 @@ a long time under steady load. Setting the threshold explicitly turns the adjust
 Not too low: every mmapped buffer is fresh pages the kernel must fault in and zero. At
 256 KB the encoders' per-call buffers all went that way and the model ran at half speed
 (100 against 200 comments/s in calls of 24); at 4 MB it runs at full speed. Buffers under
-4 MB then come from the heap, and torch's leave holes there: :func:`trimming` hands the free
+4 MB then come from the heap, and torch's leave holes there: :func:`trimmer` hands the free
 pages back every few seconds (BENCHMARKS.md section 4 has the soak figures for each setting).
 """
 
@@ -21,7 +21,6 @@ import ctypes.util
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -47,29 +46,28 @@ def pin_malloc_thresholds(mmap_threshold: int = 4096 * 1024) -> bool:
     return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * mmap_threshold))
 
 
-def trimming(fn: Callable[..., Any], every_s: float) -> Callable[..., Any]:
-    """``fn`` that, at most once every ``every_s`` seconds, hands freed heap pages back after a call.
+def trimmer(every_s: float) -> Callable[[], None] | None:
+    """A call that, at most once every ``every_s`` seconds, hands freed heap pages back.
 
     Buffers under the mmap threshold come from the heap; calls of varying shapes leave free
     holes in it that glibc keeps resident. malloc_trim(0) gives the free pages back to the
-    system (madvise), wherever they lie in the heap. Run in the model's own thread after a
-    batch, so it never races a call of that thread. ``every_s <= 0`` or no glibc: ``fn`` itself.
+    system (madvise), wherever they lie in the heap (2-7 ms on the torch server's heap). The
+    batcher runs it in the model's own thread after a batch's answers have gone out, so it
+    never races a call of that thread and no caller waits for it. None where it would never
+    trim: ``every_s <= 0`` or no glibc.
     """
     trim = getattr(_libc(), "malloc_trim", None) if every_s > 0 else None
     if trim is None:
-        return fn
+        return None
     trim.argtypes = (ctypes.c_size_t,)
     trim.restype = ctypes.c_int
     last = time.monotonic()
 
-    def call(*args, **kwargs):
+    def maybe_trim() -> None:
         nonlocal last
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            now = time.monotonic()
-            if now - last >= every_s:
-                last = now
-                trim(0)
+        now = time.monotonic()
+        if now - last >= every_s:
+            last = now
+            trim(0)
 
-    return call
+    return maybe_trim

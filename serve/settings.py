@@ -47,8 +47,9 @@ class Settings(BaseSettings):
     max_queue: int = Field(1024, ge=1, description="Comments waiting for the model beyond which requests get 429.")
 
     threads: int = Field(
-        1, ge=1, description="Compute threads per encoder part (torch's setting is process-wide). The model shares "
-        "the cores with the event loop and the callers: one thread wastes least (BENCHMARKS.md section 4)."
+        1, ge=1, description="Model calls each encoder part runs at once, one thread each (the parts of the default "
+        "pair run side by side). The model shares the cores with the event loop and the callers; 2 is faster on "
+        "torch and for one comment at a time, 1 under load on the fast path (BENCHMARKS.md section 4)."
     )
 
     malloc_mmap_threshold_kb: int = Field(

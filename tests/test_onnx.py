@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from typer.testing import CliRunner
 from feedback_nlp import ArtifactError, InvalidInputError, ThemeClassifier, load_model, save_model, verify_model
 from feedback_nlp.artifacts import amend_model
 from feedback_nlp.cli import app
-from feedback_nlp.encoders import SentenceTransformerEncoder, length_batches, load_encoder
+from feedback_nlp.encoders import CallPool, SentenceTransformerEncoder, length_batches, load_encoder, spread_calls
 from feedback_nlp.errors import EncoderError
 from feedback_nlp.onnx_encoder import OnnxEncoder, export_onnx
 
@@ -138,14 +139,49 @@ def test_length_batches_cut_mixed_lengths_where_padding_costs_more_than_a_call()
     assert length_batches([], max_rows=4, call_cost=8) == []
 
 
+def test_spread_calls_gives_each_worker_a_call_and_keeps_each_sorted():
+    lengths = np.array([9, 3, 7, 5, 8])
+    (one,) = length_batches(lengths, max_rows=64, call_cost=10_000)
+    calls = spread_calls([one], 2)
+    assert sorted(np.concatenate(calls).tolist()) == [0, 1, 2, 3, 4]  # every row once
+    assert [lengths[c].tolist() for c in calls] == [[9, 7, 3], [8, 5]]  # each half still longest first
+    assert len(spread_calls([one], 8)) == 5  # no more calls than rows
+    assert [c.tolist() for c in spread_calls([np.array([4])], 2)] == [[4]]
+    assert spread_calls([], 2) == []
+    assert spread_calls(calls, 1) == calls
+
+
+def test_call_pool_runs_calls_side_by_side_and_waits_for_all():
+    both_running = threading.Barrier(2, timeout=5)  # two calls must be in flight at once to pass
+    done = []
+
+    def call(rows):
+        both_running.wait()
+        done.append(rows.tolist())
+
+    CallPool(2, "test").map(call, [np.array([0]), np.array([1])])
+    assert sorted(done) == [[0], [1]]
+    with pytest.raises(ValueError):  # a failing call is raised to the caller
+        CallPool(2, "test").map(lambda rows: int("x"), [np.array([0]), np.array([1])])
+
+
 def test_encoder_threads_are_set_by_load_model(onnx_model_dir):
     fast = load_model(onnx_model_dir, runtime="onnx", threads=1)
     assert fast.encoder_.threads == 1
     fast.classify(["quick fix"])
-    assert fast.encoder_._session.get_session_options().intra_op_num_threads == 1
+    assert fast.encoder_._pool.workers == 1
+    assert fast.encoder_._session.get_session_options().intra_op_num_threads == 1  # one thread a call
     assert load_model(onnx_model_dir, runtime="onnx").encoder_.threads is None  # one per core
     with pytest.raises(InvalidInputError, match="threads must be at least 1"):
         load_model(onnx_model_dir, runtime="onnx", threads=0)
+
+
+def test_calls_side_by_side_give_the_same_vectors(toy_export):
+    texts = ["quick fix", "the tech was rude and slow", "ok", "still broken after three calls", "thanks"] * 3
+    one = OnnxEncoder(toy_export, threads=1).encode(texts, batch_size=4)
+    two = OnnxEncoder(toy_export, threads=2).encode(texts, batch_size=4)
+    assert np.array_equal(one, two)
+    assert np.array_equal(two[:1], OnnxEncoder(toy_export, threads=2).encode(texts[:1]))
 
 
 def test_texts_are_truncated_to_the_maximum_length(toy_export):

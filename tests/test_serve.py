@@ -432,7 +432,7 @@ def test_malloc_thresholds_are_pinned_on_glibc_and_can_be_left_alone():
     assert Settings().malloc_mmap_threshold_kb == 4096
 
 
-def test_trimming_wraps_the_model_call_and_trims_at_most_once_per_interval(monkeypatch):
+def test_trimmer_trims_at_most_once_per_interval(monkeypatch):
     import serve.memory as memory
 
     from types import SimpleNamespace
@@ -446,14 +446,40 @@ def test_trimming_wraps_the_model_call_and_trims_at_most_once_per_interval(monke
     clock = iter([0.0, 0.5, 1.0, 2.5, 2.6]).__next__
     monkeypatch.setattr(memory.time, "monotonic", clock)
     monkeypatch.setattr(memory, "_libc", lambda: SimpleNamespace(malloc_trim=malloc_trim))
-    fn = memory.trimming(lambda texts: [t.upper() for t in texts], every_s=2.0)  # reads the clock: 0.0
-    assert fn(["a"]) == ["A"] and trims == []  # 0.5 s after
-    assert fn(["b"]) == ["B"] and trims == []  # 1.0
-    assert fn(["c"]) == ["C"] and trims == [0]  # 2.5: trimmed once
-    assert fn(["d"]) == ["D"] and trims == [0]  # 2.6: not again so soon
-    plain = lambda texts: texts  # noqa: E731
-    assert memory.trimming(plain, every_s=0) is plain
+    trim = memory.trimmer(every_s=2.0)  # reads the clock: 0.0
+    trim()
+    assert trims == []  # 0.5 s after
+    trim()
+    assert trims == []  # 1.0
+    trim()
+    assert trims == [0]  # 2.5: trimmed once
+    trim()
+    assert trims == [0]  # 2.6: not again so soon
+    assert memory.trimmer(every_s=0) is None
     assert Settings().malloc_trim_every_s == 2.0
+
+
+@pytest.mark.anyio
+async def test_batcher_housekeeping_runs_after_the_answers_went_out():
+    from serve.batcher import Batcher
+
+    released = threading.Event()
+    seen = []
+
+    def housekeeping():
+        seen.append("housekeeping")
+        released.wait(10)  # held until the caller has its answer: it must not be waiting for this
+
+    batcher = Batcher(lambda texts: [t.upper() for t in texts], max_wait_ms=0, after_batch=housekeeping)
+    batcher.start()
+    try:
+        assert await asyncio.wait_for(batcher.submit(["a", "b"]), 5) == ["A", "B"]
+        released.set()
+        assert await asyncio.wait_for(batcher.submit(["c"]), 5) == ["C"]
+        assert seen == ["housekeeping"] * len(seen) and len(seen) >= 1
+    finally:
+        released.set()
+        await batcher.stop()
 
 
 def test_serve_command_passes_settings_to_uvicorn(monkeypatch, model_dir):
