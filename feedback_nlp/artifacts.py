@@ -85,6 +85,7 @@ def save_model(model, path: str | Path, *, name: str | None = None, version: str
                 "theme_heads": model.theme_heads_,
                 "polarity_heads": model.polarity_heads_,
                 "calibrators": getattr(model, "calibrators_", None),
+                "lexical": getattr(model, "lexical_heads_", None),
             }
         joblib.dump(heads, tmp / HEADS, compress=3)
         for fname, content in (extra_files or {}).items():
@@ -192,14 +193,26 @@ def read_manifest(path: str | Path) -> dict:
     return manifest
 
 
-def verify_model(path: str | Path) -> dict:
-    """Check every file against the manifest's sha256; return the manifest."""
+def verify_model(path: str | Path, *, runtime: str | None = None) -> dict:
+    """Check the files against the manifest's sha256; return the manifest.
+
+    ``runtime`` ("torch" or "onnx") checks only what loading for that runtime reads: the
+    ONNX export is skipped for torch, a bundled (fine-tuned) torch encoder for onnx — it is
+    checked when it is loaded. None checks every file.
+    """
     path = Path(path)
     manifest = read_manifest(path)
     files = manifest.get("files") or {}
     if HEADS not in files:
         raise ArtifactError(f"{path / MANIFEST}: lists no {HEADS}; the model folder is incomplete")
+    skip: tuple[str, ...] = ()
+    if runtime == "torch":
+        skip = ("onnx/",)
+    elif runtime == "onnx":
+        skip = ("encoder/", "encoder-")
     for fname, expected in files.items():
+        if fname.startswith(skip):
+            continue
         fpath = path / fname
         if not fpath.is_file():
             raise ArtifactError(f"{fpath}: missing from the model folder (the manifest lists it)")
@@ -242,6 +255,15 @@ def amend_model(path: str | Path, updates: dict, *, files: list[str] | tuple[str
     tmp.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n", encoding="utf-8")
     os.replace(tmp, path / MANIFEST)
     return manifest
+
+
+def record_metrics(path: str | Path, name: str, metrics: dict) -> dict:
+    """Keep an evaluation in a model folder: ``manifest["metrics"][name]`` and the model card."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    manifest["metrics"] = {**(manifest.get("metrics") or {}), name: metrics}
+    (path / CARD).write_text(render_card(manifest), encoding="utf-8")
+    return amend_model(path, {"metrics": manifest["metrics"]}, files=[CARD])
 
 
 RUNTIMES = ("torch", "onnx")
@@ -321,7 +343,10 @@ def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | N
     from .encoders import load_encoder, set_threads
 
     path = Path(path) if path is not None else default_model_path()
-    manifest = verify_model(path)
+    chosen = None
+    if encoder is None:
+        chosen = runtime or read_manifest(path).get("runtime") or "torch"
+    manifest = verify_model(path, runtime=chosen)
     try:
         heads = joblib.load(path / HEADS)
     except Exception as exc:  # a verified but unreadable pickle: say which file
@@ -351,6 +376,7 @@ def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | N
         model.theme_heads_ = heads["theme_heads"]
         model.polarity_heads_ = heads["polarity_heads"]
         model.calibrators_ = heads.get("calibrators")
+        model.lexical_heads_ = heads.get("lexical")  # folders saved before lexical heads have none
     model.metrics_ = manifest.get("metrics", {})
     model.training_ = manifest.get("training", {})
     model.manifest_ = manifest
@@ -370,7 +396,11 @@ def render_card(manifest: dict) -> str:
         f"Tags survey comments ({manifest['mode']}-label) with the themes below. Encoder: "
         f"`{json.dumps(manifest['encoder'])}` "
         + ("(fine-tuned, saved in this folder)" if _has_bundled(manifest["encoder"]) else "(referred to, not copied)")
-        + "; plain scikit-learn heads on top.",
+        + "; plain scikit-learn heads on top"
+        + (f", blended per sentence with TF-IDF word/character n-gram heads (weight {manifest['params']['lexical_weight']})"
+           if manifest["params"].get("lexical_weight") else "")
+        + "."
+        + (f" Default runtime: `{manifest['runtime']}`." if manifest.get("runtime") else ""),
         "",
         "| theme | name | polarity | threshold |",
         "|---|---|---|---|",

@@ -45,6 +45,7 @@ class _Units:
     vectors: np.ndarray  # [n_unique_units, dim]
     truncated: list[bool]
     clauses: dict[int, list[int]]  # a sentence's row -> its clauses' rows, where it turns ("quick, but rude")
+    texts: list[str]  # per row of `vectors`: the text it stands for (for the lexical heads)
 
 
 def _pool(parts: np.ndarray, weights: list[int]) -> np.ndarray:
@@ -100,11 +101,11 @@ def _logistic(C, class_weight, random_state):
     return LogisticRegression(C=C, class_weight=class_weight, max_iter=3000, random_state=random_state)
 
 
-def _fit_binary(X, y, C, class_weight, random_state):
+def _fit_binary(X, y, C, class_weight, random_state, sample_weight=None):
     y = np.asarray(y, dtype=int)
     if y.min() == y.max():
         return _Constant(y[0])
-    head = _logistic(C, class_weight, random_state).fit(X, y)
+    head = _logistic(C, class_weight, random_state).fit(X, y, sample_weight=sample_weight)
     return _LinearHead(head.coef_[0], head.intercept_[0])
 
 
@@ -113,30 +114,32 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _fit_calibrator(scores: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+def _fit_calibrator(scores: np.ndarray, truth: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
     """Platt scaling on the logit of out-of-fold scores: (slope, intercept)."""
     if truth.min() == truth.max():
         return 1.0, 0.0
     # Mild L2 keeps the slope finite when out-of-fold scores separate the classes perfectly.
     from sklearn.linear_model import LogisticRegression
 
-    lr = LogisticRegression(C=1.0, max_iter=1000).fit(_logit(scores)[:, None], truth)
+    lr = LogisticRegression(C=1.0, max_iter=1000).fit(_logit(scores)[:, None], truth, sample_weight=weights)
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
-def _best_f1_threshold(scores: np.ndarray, truth: np.ndarray, target_precision: float | None) -> float:
-    """Threshold on ``scores`` that maximises F1 (or recall at a target precision)."""
+def _best_f1_threshold(scores: np.ndarray, truth: np.ndarray, target_precision: float | None,
+                       weights: np.ndarray | None = None) -> float:
+    """Threshold on ``scores`` that maximises F1 (or recall at a target precision), each row counted ``weights`` times."""
     if truth.sum() == 0:
         return 0.5
     order = np.argsort(-scores, kind="stable")
     s, t = scores[order], truth[order]
-    tp = np.cumsum(t)
-    fp = np.cumsum(1 - t)
+    w = np.ones(len(s)) if weights is None else np.asarray(weights, dtype=float)[order]
+    tp = np.cumsum(t * w)
+    fp = np.cumsum((1 - t) * w)
     # Only cut between distinct scores.
     last = np.r_[s[1:] != s[:-1], True]
     tp, fp, cut = tp[last], fp[last], s[last]
     precision = tp / (tp + fp)
-    recall = tp / t.sum()
+    recall = tp / (t * w).sum()
     if target_precision is not None:
         ok = np.flatnonzero(precision >= target_precision)
         if len(ok):
@@ -187,6 +190,10 @@ class ThemeClassifier:
         carries the theme, when the sentence turns at "but", "though", ";" and the like.
     calibration : "sigmoid" maps each theme's scores to calibrated probabilities, fitted
         on out-of-fold scores (Platt scaling); None keeps the heads' raw scores.
+    lexical_weight : share of a lexical model in each theme score (0 = off): per sentence,
+        ``(1 - w) * encoder head + w * TF-IDF n-gram head`` (see ``feedback_nlp.lexical``);
+        the encoder heads alone pick the evidence and read polarity.
+    lexical_C : inverse regularisation of the lexical heads.
     whole_vector : how a comment of several sentences gets its whole-comment vector: "mean"
         (the word-weighted mean of its sentence vectors, so every character is encoded once)
         or "encode" (encode the whole comment as well: about 1.7x the encoder work).
@@ -210,6 +217,8 @@ class ThemeClassifier:
         batch_size: int = 64,
         random_state: int = 0,
         whole_vector: str = "mean",
+        lexical_weight: float = 0.0,
+        lexical_C: float = 10.0,
     ):
         self.encoder = encoder
         self.taxonomy = taxonomy
@@ -227,6 +236,8 @@ class ThemeClassifier:
         self.batch_size = batch_size
         self.random_state = random_state
         self.whole_vector = whole_vector
+        self.lexical_weight = lexical_weight
+        self.lexical_C = lexical_C
 
     # ------------------------------------------------------------------ scikit-learn protocol
     _estimator_type = "classifier"
@@ -352,11 +363,13 @@ class ThemeClassifier:
         slots: list = []  # per row of `vectors`: a text to encode, or (rows, weights) to pool
         rows_by_key: dict[tuple[str, str], int] = {}
         clauses: dict[int, list[int]] = {}
+        unit_texts: list[str] = []
 
         def unit(key: tuple[str, str], slot) -> int:
             if key not in rows_by_key:
                 rows_by_key[key] = len(slots)
                 slots.append(slot)
+                unit_texts.append(key[1])
             return rows_by_key[key]
 
         def words(pieces: list[str]) -> list[int]:
@@ -387,22 +400,30 @@ class ThemeClassifier:
 
         encoded = [i for i, slot in enumerate(slots) if isinstance(slot, str)]
         if not encoded:
-            return _Units(sentences, unit_index, np.zeros((0, 1), np.float32), truncated, clauses)
+            return _Units(sentences, unit_index, np.zeros((0, 1), np.float32), truncated, clauses, unit_texts)
         found = np.asarray(encoder.encode([slots[i] for i in encoded], batch_size=self.batch_size), dtype=np.float32)
         vectors = np.empty((len(slots), found.shape[1]), dtype=np.float32)
         vectors[encoded] = found
         for i, slot in enumerate(slots):  # a pooled row only uses rows made before it
             if not isinstance(slot, str):
                 vectors[i] = _pool(vectors[slot[0]], slot[1])
-        return _Units(sentences, unit_index, vectors, truncated, clauses)
+        return _Units(sentences, unit_index, vectors, truncated, clauses, unit_texts)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
+        """Fit the heads. ``sample_weight``: how much each text counts (e.g. an organisation's own
+        comments above the seed corpus); it weights the heads, the calibration and the thresholds."""
         X = list(X)
         if len(X) != len(y):
             raise InvalidInputError(f"{len(X)} texts but {len(y)} labels")
         if len(X) == 0:
             raise InvalidInputError("no training data")
+        weights = None
+        if sample_weight is not None:
+            weights = np.asarray(sample_weight, dtype=float).ravel()
+            if len(weights) != len(X) or not np.all(np.isfinite(weights)) or (weights <= 0).any():
+                raise InvalidInputError(f"sample_weight must hold {len(X)} positive numbers, one per text")
+        self._weights = weights
         mode, taxonomy, Y, polarity = self._parse_y(y)
         self.encoder_ = load_encoder(self.encoder)
         self.mode_ = mode
@@ -417,33 +438,51 @@ class ThemeClassifier:
             )
         if mode == "single":
             whole = units.vectors[[u[0] for u in units.unit_index]]
-            head = _logistic(self.C, self.class_weight, self.random_state).fit(whole, Y)
+            head = _logistic(self.C, self.class_weight, self.random_state).fit(whole, Y, sample_weight=weights)
             self.head_ = _SoftmaxHead(head.coef_, head.intercept_, head.classes_)
             self.classes_ = self.head_.classes_
             self.thresholds_ = np.zeros(len(self.classes_))
             self.polarity_heads_ = {}
+            del self._weights
             return self
         missing = [t for j, t in enumerate(taxonomy.ids) if Y[:, j].sum() == 0]
         if missing:
             raise InvalidInputError(
                 f"no training example has theme(s) {', '.join(missing)}; add examples or drop them from the taxonomy"
             )
-        self.theme_heads_, self.polarity_heads_ = self._fit_heads(units, list(range(len(X))), Y, polarity)
-        self.calibrators_ = None
-        self.thresholds_ = self._tune_thresholds(units, Y, polarity)
+        if not 0.0 <= float(self.lexical_weight) <= 1.0:
+            raise InvalidInputError(f"lexical_weight must be between 0 and 1, not {self.lexical_weight!r}")
+        self._lexical_X = None
+        if self.lexical_weight > 0:
+            from .lexical import LexicalHeads, NgramVocabulary
+
+            self._vocabulary = NgramVocabulary.fit([units.texts[u[0]] for u in units.unit_index])
+            self._lexical_X = LexicalHeads.matrix(self._vocabulary.transform(units.texts), self._vocabulary.size)
+        try:
+            self.theme_heads_, self.polarity_heads_, self.lexical_heads_ = self._fit_heads(
+                units, list(range(len(X))), Y, polarity
+            )
+            self.calibrators_ = None
+            self.thresholds_ = self._tune_thresholds(units, Y, polarity)
+        finally:
+            del self._weights, self._lexical_X
+            self.__dict__.pop("_vocabulary", None)
         return self
 
     def _fit_heads(self, units: _Units, rows: list[int], Y, polarity):
         """Fit one theme head per theme and one polarity head per polar theme on ``rows``."""
         V = units.vectors
         whole = np.array([units.unit_index[i][0] for i in rows])
+        weights = getattr(self, "_weights", None)
+        row_w = None if weights is None else weights[rows]
         theme_heads = []
+        lexical_columns: list = []
         evidence_unit: dict[tuple[int, int], int] = {}
         for j in range(Y.shape[1]):
             y = Y[rows, j]
-            head = _fit_binary(V[whole], y, self.C, self.class_weight, self.random_state)
+            head = _fit_binary(V[whole], y, self.C, self.class_weight, self.random_state, row_w)
             if self.sentence_level:
-                extra_x, extra_y = [], []
+                extra_x, extra_y, extra_w = [], [], []
                 for r, label in zip(rows, y):
                     sent_units = units.unit_index[r][1:]
                     if not sent_units:
@@ -455,30 +494,51 @@ class ThemeClassifier:
                         evidence_unit[(r, j)] = best
                         extra_x.append(best)
                         extra_y.append(1)
+                        extra_w.append(1.0 if weights is None else weights[r])
                     else:
                         extra_x.extend(sent_units)
                         extra_y.extend([0] * len(sent_units))
+                        extra_w.extend([1.0 if weights is None else weights[r]] * len(sent_units))
                 if extra_x:
                     head = _fit_binary(
-                        np.vstack([V[whole], V[extra_x]]), np.r_[y, extra_y], self.C, self.class_weight, self.random_state
+                        np.vstack([V[whole], V[extra_x]]), np.r_[y, extra_y], self.C, self.class_weight, self.random_state,
+                        None if weights is None else np.r_[row_w, extra_w],
                     )
             theme_heads.append(head)
+            if self._lexical_X is not None:
+                from .lexical import LexicalHeads
+
+                unit_rows, unit_y, unit_w = whole, y, row_w
+                if self.sentence_level and extra_x:
+                    unit_rows, unit_y = np.r_[whole, extra_x], np.r_[y, extra_y]
+                    unit_w = None if weights is None else np.r_[row_w, extra_w]
+                lexical_columns.append(LexicalHeads.fit_column(self._lexical_X[unit_rows], unit_y, self.lexical_C,
+                                                               unit_w, self.random_state))
+        lexical = None
+        if self._lexical_X is not None:
+            from .lexical import LexicalHeads
+
+            lexical = LexicalHeads.from_columns(self._vocabulary, lexical_columns)
         polarity_heads = {}
         for t, pol in polarity.items():
             j = self.taxonomy_.ids.index(t)
-            xs, ys = [], []
+            xs, ys, ws = [], [], []
             for r in rows:
                 if pol[r] >= 0:
+                    w = 1.0 if weights is None else weights[r]
                     xs.append(units.unit_index[r][0])
                     ys.append(pol[r])
+                    ws.append(w)
                     if (r, j) in evidence_unit:
                         xs.append(evidence_unit[(r, j)])
                         ys.append(pol[r])
+                        ws.append(w)
             if ys:
-                polarity_heads[t] = _fit_binary(V[xs], ys, self.polarity_C, self.class_weight, self.random_state)
+                polarity_heads[t] = _fit_binary(V[xs], ys, self.polarity_C, self.class_weight, self.random_state,
+                                                None if weights is None else np.array(ws))
             else:
                 polarity_heads[t] = _Constant(0.0)  # no polarity labels seen: negative by default
-        return theme_heads, polarity_heads
+        return theme_heads, polarity_heads, lexical
 
     def _tune_thresholds(self, units: _Units, Y, polarity) -> np.ndarray:
         """Out-of-fold scores -> calibrators and per-theme thresholds."""
@@ -499,25 +559,33 @@ class ThemeClassifier:
 
         splits = StratifiedKFold(folds, shuffle=True, random_state=self.random_state).split(np.zeros(n), Y[:, rare])
         for train, test in splits:
-            heads, _ = self._fit_heads(units, list(train), Y, polarity)
-            oof[test] = self._theme_scores(units, heads, list(test))[0]
+            heads, _, lexical = self._fit_heads(units, list(train), Y, polarity)
+            oof[test] = self._theme_scores(units, heads, list(test), lexical)[0]
         if self.calibration == "sigmoid":
-            self.calibrators_ = [_fit_calibrator(oof[:, j], Y[:, j]) for j in range(k)]
+            self.calibrators_ = [_fit_calibrator(oof[:, j], Y[:, j], self._weights) for j in range(k)]
             oof = self._calibrate(oof)
         self.oof_scores_ = oof
         if fixed is not None:
             return np.full(k, fixed)
         target = self.target_precision if self.threshold == "precision" else None
-        return np.array([_best_f1_threshold(oof[:, j], Y[:, j], target) for j in range(k)])
+        return np.array([_best_f1_threshold(oof[:, j], Y[:, j], target, self._weights) for j in range(k)])
 
     # ------------------------------------------------------------------ scoring
-    def _theme_scores(self, units: _Units, heads, rows: list[int]):
+    def _theme_scores(self, units: _Units, heads, rows: list[int], lexical=None):
         """Comment-level scores [len(rows), k] and, per comment and theme, the best sentence index."""
         V = units.vectors
         needed = sorted({u for r in rows for u in units.unit_index[r]})
         pos = {u: i for i, u in enumerate(needed)}
         k = len(heads)
         P = np.column_stack([h.predict_proba(V[needed])[:, 1] for h in heads]) if needed else np.zeros((0, k))
+        if lexical is not None and needed:
+            w = float(self.lexical_weight)
+            X = getattr(self, "_lexical_X", None)
+            if X is not None:  # fitting: the rows are already vectorised
+                lex = 1.0 / (1.0 + np.exp(-(np.asarray(X[needed] @ lexical.coef) + lexical.intercept)))
+            else:
+                lex = lexical.predict_proba([units.texts[u] for u in needed])
+            P = (1 - w) * P + w * lex
         scores = np.zeros((len(rows), k))
         best_sentence = np.zeros((len(rows), k), dtype=int)
         for i, r in enumerate(rows):
@@ -548,7 +616,7 @@ class ThemeClassifier:
             if has:
                 scores[has] = self.head_.predict_proba(units.vectors[[units.unit_index[i][0] for i in has]])
             return units, scores, np.zeros(scores.shape, dtype=int)
-        scores, best = self._theme_scores(units, self.theme_heads_, rows)
+        scores, best = self._theme_scores(units, self.theme_heads_, rows, getattr(self, "lexical_heads_", None))
         has_text = np.array([bool(u) for u in units.unit_index], dtype=bool)
         scores[has_text] = self._calibrate(scores[has_text])
         return units, scores, best

@@ -97,3 +97,29 @@ def test_save_replaces_an_existing_folder_atomically(fitted, tmp_path):
     assert not (path / "stale.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
     load_model(path)
+
+
+def test_loading_checks_the_files_of_its_runtime_and_info_checks_all(model_dir):
+    from feedback_nlp import load_model, verify_model
+    from feedback_nlp.artifacts import amend_model
+    from feedback_nlp.errors import ArtifactError
+
+    for rel in ("onnx/graph.bin", "encoder/weights.bin"):
+        (model_dir / rel).parent.mkdir(exist_ok=True)
+        (model_dir / rel).write_bytes(b"original")
+    amend_model(model_dir, {}, files=["onnx/graph.bin", "encoder/weights.bin"])
+    verify_model(model_dir)
+    # An altered ONNX file does not stop the torch runtime, which never reads it ...
+    (model_dir / "onnx" / "graph.bin").write_bytes(b"altered")
+    assert load_model(model_dir, runtime="torch").classify(["still broken"])
+    with pytest.raises(ArtifactError, match="onnx/graph.bin"):
+        verify_model(model_dir, runtime="onnx")
+    # ... an altered torch encoder file does not stop the onnx runtime, but stops torch ...
+    (model_dir / "onnx" / "graph.bin").write_bytes(b"original")
+    (model_dir / "encoder" / "weights.bin").write_bytes(b"altered")
+    verify_model(model_dir, runtime="onnx")
+    with pytest.raises(ArtifactError, match="encoder/weights.bin"):
+        load_model(model_dir, runtime="torch")
+    # ... and a full check (feedback-nlp info) finds any of them.
+    with pytest.raises(ArtifactError, match="encoder/weights.bin"):
+        verify_model(model_dir)

@@ -213,3 +213,35 @@ def test_polarity_is_read_from_the_clause_that_carries_the_theme(fitted):
     got = {t["theme"]: t["polarity"] for t in result["themes"]}
     assert got == {"speed": "negative", "attitude": "positive"}
     assert ["slow response, waited days", "so kind and patient"] in seen  # the clauses were encoded
+
+
+def test_sample_weight_makes_heavier_examples_count_more(tiny_rows, fake_encoder):
+    import numpy as np
+    import pytest
+
+    from feedback_nlp.errors import InvalidInputError
+
+    texts = [r["text"] for r in tiny_rows]
+    labels = [r["themes"] for r in tiny_rows]
+    # Two comments that say the same thing ("zorp") with opposite labels; weight decides which wins.
+    texts += ["zorp zorp desk", "zorp zorp desk again"]
+    labels += [{"bounced_around": "neg"}, {}]
+    probe = ["zorp zorp"]
+    j = None
+
+    def score(weights):
+        nonlocal j
+        model = ThemeClassifier(encoder=fake_encoder, cv=3, C=10.0).fit(texts, labels, sample_weight=weights)
+        j = list(model.classes_).index("bounced_around")
+        assert not hasattr(model, "_weights")  # weights are not kept in the fitted model
+        return model.predict_proba(probe)[0, j]
+
+    plain = np.ones(len(texts))
+    up, down = plain.copy(), plain.copy()
+    up[-2] = 20.0
+    down[-1] = 20.0
+    assert score(up) > score(plain) > score(down)
+    with pytest.raises(InvalidInputError, match="sample_weight"):
+        ThemeClassifier(encoder=fake_encoder, cv=3).fit(texts, labels, sample_weight=[1.0] * 3)
+    with pytest.raises(InvalidInputError, match="sample_weight"):
+        ThemeClassifier(encoder=fake_encoder, cv=3).fit(texts, labels, sample_weight=[0.0] * len(texts))

@@ -193,6 +193,13 @@ def test_retrain_base_model_with_new_feedback(tmp_path):
     j = list(after.classes_).index("bounced_around")
     probe = ["total ping pong"]
     assert after.predict_proba(probe)[0, j] > before.predict_proba(probe)[0, j]
+    # Own comments can be made to count more than the base data (own_weight).
+    result = invoke("train", "--base", base, "--add", new, "-o", tmp_path / "heavy", "--set", "own_weight=8")
+    assert result.exit_code == 0, result.output
+    heavy = load_model(tmp_path / "heavy")
+    assert heavy.training_["config"]["own_weight"] == 8.0
+    assert heavy.predict_proba(probe)[0, j] > after.predict_proba(probe)[0, j]
+    assert invoke("train", "--base", base, "--add", new, "-o", tmp_path / "bad", "--set", "own_weight=0").exit_code != 0
 
 
 def test_embedding_cache_is_reused_between_runs(tmp_path):

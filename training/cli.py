@@ -71,6 +71,7 @@ def register(app: typer.Typer) -> None:
         label_column: Optional[str] = typer.Option(None, help="Single-label data: column with one class per row."),
         as_json: bool = typer.Option(False, "--json", help="Print metrics as JSON."),
         report: Optional[Path] = typer.Option(None, "--report", help="Also write a self-contained HTML report (curves, errors) here."),
+        record: Optional[str] = typer.Option(None, "--record", help="Keep the metrics in the model folder under this name (manifest and model card)."),
     ):
         """Per-theme precision/recall/F1, macro/micro F1 and polarity accuracy."""
         from feedback_nlp import evaluate as evaluate_model, load_model, read_labelled
@@ -84,6 +85,11 @@ def register(app: typer.Typer) -> None:
 
             write_report(loaded, texts, labels, report, results=results, metrics=metrics, data_name=str(data))
             typer.echo(f"report written to {report}", err=True)
+        if record:
+            from feedback_nlp.artifacts import record_metrics
+
+            record_metrics(loaded.path_, record, {**metrics, "data": str(data)})
+            typer.echo(f"metrics recorded in {loaded.path_} as {record!r}", err=True)
         if as_json:
             typer.echo(json.dumps(metrics, indent=2))
             return

@@ -28,6 +28,8 @@ class TrainConfig:
     whole_vector: str = "mean"  # "mean" of the sentence vectors, or "encode" the whole comment too (1.7x the work)
     C: float = 16.0
     polarity_C: float = 16.0
+    lexical_weight: float = 0.0  # share of the TF-IDF n-gram heads in each sentence's theme score (0 = off)
+    lexical_C: float = 10.0
     class_weight: str | None = None  # or "balanced"
     threshold: str = "f1"  # "f1", "precision" or a number
     target_precision: float | None = None
@@ -39,11 +41,13 @@ class TrainConfig:
     taxonomy: str | None = None  # path to a taxonomy JSON file, "default", or none (from labels)
     min_examples: int = 8  # validation warns below this many examples per theme
     embedding_cache: str | None = "default"  # folder for cached embeddings; "default" = ~/.cache/feedback-nlp; none = off
-    finetune: bool = False  # contrastive fine-tuning of the sentence-transformers encoder first (training/finetune.py)
+    finetune: bool = False  # fine-tune the sentence-transformers encoder first (training/finetune.py)
+    finetune_objective: str = "classify"  # "classify": end to end against the labels; "contrastive": SetFit-style pairs
     finetune_epochs: int = 1
     finetune_pairs: int = 4  # pairs drawn per training example
     finetune_batch_size: int = 16
     finetune_lr: float = 2e-5
+    own_weight: float = 1.0  # with --base: how much each added (own) comment counts against one of the base data
 
     def classifier_params(self) -> dict:
         threshold = self.threshold
@@ -54,7 +58,7 @@ class TrainConfig:
         encoder = {"kind": "hashing"} if self.encoder == "hashing" else self.encoder
         return dict(
             encoder=encoder, taxonomy=self.taxonomy, sentence_level=self.sentence_level,
-            whole_vector=self.whole_vector, C=self.C,
+            whole_vector=self.whole_vector, C=self.C, lexical_weight=self.lexical_weight, lexical_C=self.lexical_C,
             polarity_C=self.polarity_C, class_weight=None if self.class_weight in (None, "none", "") else self.class_weight,
             threshold=threshold, target_precision=self.target_precision, cv=self.cv,
             calibration=None if self.calibration in (None, "none", "") else self.calibration, random_state=self.seed,
@@ -202,7 +206,7 @@ def make_encoder(config: TrainConfig, encoder=None):
     return CachedEncoder(encoder, folder)
 
 
-def finetuned_encoder(config: TrainConfig, texts, labels, folder: Path, log=print):
+def finetuned_encoder(config: TrainConfig, texts, labels, folder: Path, log=print, weights=None):
     """The configured encoder with its sentence-transformers part fine-tuned on (texts, labels) into ``folder``."""
     from feedback_nlp.encoders import ConcatEncoder, SentenceTransformerEncoder, load_encoder
 
@@ -218,12 +222,22 @@ def finetuned_encoder(config: TrainConfig, texts, labels, folder: Path, log=prin
     i = found[0]
     base = parts[i]
     settings = FinetuneSettings(
-        epochs=config.finetune_epochs, pairs_per_example=config.finetune_pairs,
+        objective=config.finetune_objective, epochs=config.finetune_epochs, pairs_per_example=config.finetune_pairs,
         batch_size=config.finetune_batch_size, learning_rate=config.finetune_lr, seed=config.seed,
     )
-    path = finetune_encoder(base.model, texts, labels, folder, settings, log=log)
+    path = finetune_encoder(base.model, texts, labels, folder, settings, log=log, weights=weights)
     tuned = SentenceTransformerEncoder(path, max_seq_length=base.max_seq_length, bundled=True, base=base.base or base.model)
     return ConcatEncoder(parts[:i] + [tuned] + parts[i + 1 :]) if isinstance(encoder, ConcatEncoder) else tuned
+
+
+def base_encoder(base: str | Path):
+    """A base model folder's own fine-tuned encoder, for retraining only its heads
+    (``--base DIR --set finetune=false``); None when the base uses stock encoders."""
+    from feedback_nlp.artifacts import runtime_encoder_spec, verify_model
+    from feedback_nlp.encoders import bundled_encoders, load_encoder
+
+    encoder = load_encoder(runtime_encoder_spec(verify_model(base, runtime="torch"), base, "torch"))
+    return encoder if bundled_encoders(encoder) else None
 
 
 def _pack_data(texts, labels) -> bytes:
@@ -279,9 +293,12 @@ def train_model(
     texts: list[str] = []
     labels: list = []
     sources = []
+    base_rows = 0
     if base is not None:
         texts, labels, _ = read_base(base)
+        base_rows = len(texts)
         sources.append(f"{base} ({len(texts)} rows)")
+    own: set[int] = set()
     files = [data] if isinstance(data, (str, Path)) else list(data or [])
     for path in files:
         new_texts, new_labels = read_labelled(path, config.text_column, config.label_column)
@@ -291,6 +308,8 @@ def train_model(
             for t, l in zip(new_texts, new_labels):
                 if t in index:
                     labels[index[t]] = l
+                    if index[t] < base_rows:  # a base text relabelled by the new data counts as new data
+                        own.add(index[t])
                 else:
                     index[t] = len(texts)
                     texts.append(t)
@@ -307,16 +326,24 @@ def train_model(
     log(report.render())
     if report.errors and strict:
         raise InvalidInputError("training data failed validation (--strict): " + "; ".join(report.errors))
+    # Own comments (added to a base model's data) count own_weight times each.
+    weights = [config.own_weight if (i >= base_rows or i in own) else 1.0 for i in range(len(texts))] if base_rows else None
+    if config.own_weight <= 0:
+        raise InvalidInputError(f"own_weight must be positive, not {config.own_weight}")
     keep = [i for i, t in enumerate(texts) if t.strip()]
     texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    weights = None if weights is None or config.own_weight == 1 else [weights[i] for i in keep]
     # A fine-tuned encoder lives in a scratch folder until save_model copies it into the model folder.
     scratch = tempfile.TemporaryDirectory(prefix="feedback-nlp-finetune-") if config.finetune else nullcontext()
     with scratch as folder:
-        tuned = finetuned_encoder(config, texts, labels, Path(folder) / "encoder", log) if config.finetune else None
+        if config.finetune:
+            tuned = finetuned_encoder(config, texts, labels, Path(folder) / "encoder", log, weights)
+        else:
+            tuned = base_encoder(base) if base is not None else None
         params = config.classifier_params()
         params["encoder"] = make_encoder(config, tuned)
         model = ThemeClassifier(**params)
-        model.fit(texts, labels)
+        model.fit(texts, labels, sample_weight=weights)
         metrics = {}
         cv = cv_metrics(model, labels)
         if cv:

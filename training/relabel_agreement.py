@@ -17,6 +17,7 @@ from sklearn.metrics import cohen_kappa_score, f1_score
 from feedback_nlp.taxonomy import DEFAULT_TAXONOMY
 
 FOLDER = Path(__file__).parent / "data" / "relabel"
+FOLDER_V2 = Path(__file__).parent / "data" / "relabel_v2"  # the v2 parts; labels.jsonl as above
 
 
 def agreement(folder: Path = FOLDER) -> dict:
@@ -37,4 +38,4 @@ def agreement(folder: Path = FOLDER) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(agreement(), indent=2))
+    print(json.dumps({"v1": agreement(FOLDER), "v2": agreement(FOLDER_V2)}, indent=2))
