@@ -190,7 +190,7 @@ class ThemeClassifier:
         carries the theme, when the sentence turns at "but", "though", ";" and the like.
     calibration : "sigmoid" maps each theme's scores to calibrated probabilities, fitted
         on out-of-fold scores (Platt scaling); None keeps the heads' raw scores.
-    lexical_weight : share of a lexical model in each theme score (0 = off): per sentence,
+    lexical_weight : multi-label only: share of a lexical model in each theme score (0 = off): per sentence,
         ``(1 - w) * encoder head + w * TF-IDF n-gram head`` (see ``feedback_nlp.lexical``);
         the encoder heads alone pick the evidence and read polarity.
     lexical_C : inverse regularisation of the lexical heads.
@@ -413,7 +413,15 @@ class ThemeClassifier:
     def fit(self, X, y, sample_weight=None):
         """Fit the heads. ``sample_weight``: how much each text counts (e.g. an organisation's own
         comments above the seed corpus); it weights the heads, the calibration and the thresholds."""
-        X = list(X)
+        try:
+            return self._fit(list(X), y, sample_weight)
+        finally:  # state that only lives while fitting
+            for name in ("_weights", "_lexical_X", "_vocabulary"):
+                self.__dict__.pop(name, None)
+
+    def _fit(self, X: list, y, sample_weight):
+        if not 0.0 <= float(self.lexical_weight) <= 1.0:
+            raise InvalidInputError(f"lexical_weight must be between 0 and 1, not {self.lexical_weight!r}")
         if len(X) != len(y):
             raise InvalidInputError(f"{len(X)} texts but {len(y)} labels")
         if len(X) == 0:
@@ -443,30 +451,21 @@ class ThemeClassifier:
             self.classes_ = self.head_.classes_
             self.thresholds_ = np.zeros(len(self.classes_))
             self.polarity_heads_ = {}
-            del self._weights
             return self
         missing = [t for j, t in enumerate(taxonomy.ids) if Y[:, j].sum() == 0]
         if missing:
             raise InvalidInputError(
                 f"no training example has theme(s) {', '.join(missing)}; add examples or drop them from the taxonomy"
             )
-        if not 0.0 <= float(self.lexical_weight) <= 1.0:
-            raise InvalidInputError(f"lexical_weight must be between 0 and 1, not {self.lexical_weight!r}")
         self._lexical_X = None
         if self.lexical_weight > 0:
             from .lexical import LexicalHeads, NgramVocabulary
 
             self._vocabulary = NgramVocabulary.fit([units.texts[u[0]] for u in units.unit_index])
             self._lexical_X = LexicalHeads.matrix(self._vocabulary.transform(units.texts), self._vocabulary.size)
-        try:
-            self.theme_heads_, self.polarity_heads_, self.lexical_heads_ = self._fit_heads(
-                units, list(range(len(X))), Y, polarity
-            )
-            self.calibrators_ = None
-            self.thresholds_ = self._tune_thresholds(units, Y, polarity)
-        finally:
-            del self._weights, self._lexical_X
-            self.__dict__.pop("_vocabulary", None)
+        self.theme_heads_, self.polarity_heads_, self.lexical_heads_ = self._fit_heads(units, list(range(len(X))), Y, polarity)
+        self.calibrators_ = None
+        self.thresholds_ = self._tune_thresholds(units, Y, polarity)
         return self
 
     def _fit_heads(self, units: _Units, rows: list[int], Y, polarity):
