@@ -154,3 +154,36 @@ def test_minilm_calls_split_by_length_give_the_library_s_own_vectors():
     ours = encoder.encode(texts)
     theirs = st.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
     assert ours.dtype == np.float32 and np.allclose(ours, theirs, atol=1e-5)
+
+
+def test_readme_example_output_comes_from_the_shipped_model(model):
+    """README's first example and its output contract are the shipped model's answers; retraining
+    the default without updating README fails here."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```")[1]
+    shown: dict[str, list] = {}
+    current = None
+    for line in block.splitlines():
+        if line.startswith('"'):
+            current = line.strip('"')
+            shown[current] = []
+        elif current and line.strip():
+            m = re.match(r'\s+(\w+)\s+(positive|negative)\s+([\d.]+)(?:\s+evidence: "(.*)")?$', line)
+            assert m, line
+            shown[current].append(m.groups())
+    assert len(shown) == 2
+    for text, rows in shown.items():
+        themes = model.classify([text])[0]["themes"]
+        assert [(t["theme"], t["polarity"]) for t in themes] == [(r[0], r[1]) for r in rows], (text, themes)
+        for t, (_, _, score, evidence) in zip(themes, rows):
+            assert abs(t["score"] - float(score)) <= 0.011, (text, t)
+            assert evidence is None or t["evidence"]["text"] == evidence
+    contract = " ".join(re.search(r'\(here for "(.+?)"\)', readme, re.S).group(1).split())
+    shown_json = re.search(r'```json\n(.*?)```', readme, re.S).group(1)
+    result = model.classify([contract])[0]
+    scores = {k: float(v) for k, v in re.findall(r'"(\w+)": ([\d.]+)', shown_json.split('"scores"')[1])}
+    assert scores.keys() == result["scores"].keys()
+    assert all(abs(result["scores"][k] - v) <= 0.005 for k, v in scores.items()), (scores, result["scores"])
+    assert [t["theme"] for t in result["themes"]] == re.findall(r'"theme": "(\w+)"', shown_json)
