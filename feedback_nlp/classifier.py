@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 from concurrent.futures import ThreadPoolExecutor
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +34,12 @@ from .taxonomy import Taxonomy
 from .text import Sentence, sentencizer, split_clauses, split_sentences_many
 
 MAX_CHARS = 20_000
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _safe_char(match: re.Match) -> str:
+    return " " if match.group() == "\x00" else "\ufffd"
+
 MAX_SENTENCES = 64  # per comment; beyond this the rest of a very long comment is not scored
 
 
@@ -342,7 +349,9 @@ class ThemeClassifier:
                 x = ""
             if not isinstance(x, str):
                 raise InvalidInputError(f"row {i + 1}: text must be a string, got {type(x).__name__}")
-            x = x.replace("\x00", " ")
+            # NUL and lone UTF-16 surrogates (valid in JSON, unencodable in UTF-8) become one
+            # character each, so evidence offsets still point into the text as given.
+            x = _UNSAFE.sub(_safe_char, x)
             truncated.append(len(x) > self.max_chars)
             texts.append(x[: self.max_chars])
         return texts, truncated

@@ -245,3 +245,24 @@ def test_sample_weight_makes_heavier_examples_count_more(tiny_rows, fake_encoder
         ThemeClassifier(encoder=fake_encoder, cv=3).fit(texts, labels, sample_weight=[1.0] * 3)
     with pytest.raises(InvalidInputError, match="sample_weight"):
         ThemeClassifier(encoder=fake_encoder, cv=3).fit(texts, labels, sample_weight=[0.0] * len(texts))
+
+
+def test_encoders_never_see_lone_surrogates_or_nul(fitted):
+    seen = []
+    inner = fitted.encoder_
+
+    class Recording:
+        dim = inner.dim
+
+        def spec(self):
+            return inner.spec()
+
+        def encode(self, texts, batch_size=64):
+            seen.extend(texts)
+            return inner.encode(texts, batch_size=batch_size)
+
+    fitted.encoder_ = Recording()
+    results = fitted.classify(["quick \ud83d fix", "rude\x00 and slow \udfff"])
+    assert len(results) == 2 and seen
+    assert not any(ch == "\x00" or "\ud800" <= ch <= "\udfff" for text in seen for ch in text)
+    assert all(text.encode("utf-8") for text in seen)

@@ -187,3 +187,14 @@ def test_readme_example_output_comes_from_the_shipped_model(model):
     assert scores.keys() == result["scores"].keys()
     assert all(abs(result["scores"][k] - v) <= 0.005 for k, v in scores.items()), (scores, result["scores"])
     assert [t["theme"] for t in result["themes"]] == re.findall(r'"theme": "(\w+)"', shown_json)
+
+
+def test_lone_surrogates_and_nul_never_break_a_batch(model):
+    texts = ["Great service \ud83d", "ok\x00fine but \udc00 slow", "\ud83d\ude00 quick and friendly", "still broken"]
+    results = model.classify(texts)
+    assert len(results) == 4 and all("scores" in r for r in results)
+    assert {t["theme"] for t in results[3]["themes"]} == {"not_solved"}
+    for text, result in zip(texts, results):
+        for t in result["themes"]:
+            ev = t["evidence"]
+            assert 0 <= ev["start"] <= ev["end"] <= len(text)  # offsets still index the text as given
