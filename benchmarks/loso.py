@@ -2,6 +2,7 @@
 
     python benchmarks/loso.py --engines frozen,frozen+lexical,tfidf          # minutes (embedding cache)
     python benchmarks/loso.py --engines tuned+lexical --groups               # three fine-tunings: about 45 min on 2 cores
+    python benchmarks/loso.py --engines tuned+lexical --only polarity        # one brief out, one fine-tuning: ~17 min
 
 Each brief of the seed corpus (training/data/parts/, the `source` of every row) is held out in
 turn: the engine is fitted on the train+dev rows of every other brief and scored on the
@@ -46,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--engines", default="frozen,frozen+lexical,tfidf")
     parser.add_argument("--groups", action="store_true", help="hold out groups of briefs (for fine-tuned engines)")
+    parser.add_argument("--only", default=None, help="comma-separated briefs: hold out only these, one at a time")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "loso.json")
     args = parser.parse_args()
     xs, ys, ss = [], [], []
@@ -60,6 +62,8 @@ def main() -> None:
         t0 = time.perf_counter()
         per_brief: dict[str, float] = {}
         held_out_units = sorted({group_of(s) for s in ss}) if args.groups else sorted(set(ss))
+        if args.only:
+            held_out_units = [u for u in held_out_units if u in args.only.split(",")]
         for unit in held_out_units:
             inside = (lambda s: group_of(s) == unit) if args.groups else (lambda s: s == unit)
             train = [i for i, s in enumerate(ss) if not inside(s)]
@@ -90,6 +94,8 @@ def main() -> None:
                 print(f"{engine} {'group ' + unit if args.groups else ''} {source}: {per_brief[source]:.3f}", flush=True)
         worst = min(per_brief, key=per_brief.get)
         key = f"{engine} (groups held out)" if args.groups else engine
+        if args.only:
+            key += f" (only {args.only})"
         results[key] = {
             "mean_macro_f1": round(float(np.mean(list(per_brief.values()))), 4),
             "worst_brief": worst,
