@@ -55,3 +55,17 @@ def model_dir(_model_dir, tmp_path):
     target = tmp_path / "model"
     shutil.copytree(_model_dir, target)
     return target
+
+
+def assert_classifies_without(model_dir, modules=("sklearn", "scipy", "pandas", "torch")):
+    """Load ``model_dir`` and classify in a fresh process; fail if any of ``modules`` got imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from feedback_nlp import load_model; "
+        f"r = load_model({str(model_dir)!r}).classify(['slow and rude', 'thanks']); assert len(r) == 2; "
+        f"heavy = [m for m in {tuple(modules)!r} if m in sys.modules]; assert not heavy, heavy"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

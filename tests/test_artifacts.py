@@ -26,16 +26,9 @@ def test_a_model_saved_before_whole_vector_existed_still_encodes_whole_comments(
 def test_loading_and_classifying_never_imports_scikit_learn(model_dir):
     """The heads are kept as weights: a process that only classifies skips scikit-learn, scipy
     and pandas (about 1 s and 160 MB of start-up)."""
-    import subprocess
-    import sys
+    from conftest import assert_classifies_without
 
-    code = (
-        "import sys; from feedback_nlp import load_model; "
-        f"r = load_model({str(model_dir)!r}).classify(['slow and rude', 'thanks']); assert len(r) == 2; "
-        "heavy = [m for m in ('sklearn', 'scipy', 'pandas', 'torch') if m in sys.modules]; assert not heavy, heavy"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert_classifies_without(model_dir)
 
 
 def test_manifest_records_what_a_reader_needs(model_dir):

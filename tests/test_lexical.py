@@ -77,18 +77,11 @@ def test_blend_finds_a_misspelt_cue_the_encoder_does_not_know(tiny_rows, fake_en
 
 
 def test_a_blend_model_classifies_without_scikit_learn_or_scipy(tiny_rows, tmp_path):
-    import subprocess
-    import sys
+    from conftest import assert_classifies_without
 
     from feedback_nlp import HashingEncoder
 
     texts = [r["text"] for r in tiny_rows]
     model = ThemeClassifier(encoder=HashingEncoder(dim=64), cv=3, lexical_weight=0.5).fit(texts, [r["themes"] for r in tiny_rows])
     save_model(model, tmp_path / "m")
-    code = (
-        "import sys; from feedback_nlp import load_model; "
-        f"r = load_model({str(tmp_path / 'm')!r}).classify(['slow and rude', 'thanks']); assert len(r) == 2; "
-        "heavy = [m for m in ('sklearn', 'scipy', 'pandas', 'torch') if m in sys.modules]; assert not heavy, heavy"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert_classifies_without(tmp_path / "m")

@@ -21,10 +21,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from feedback_nlp.labels import normalize_label
 from feedback_nlp.taxonomy import DEFAULT_TAXONOMY
+from training.relabel_agreement import label_agreement
 
 FOLDER = Path(__file__).parent / "challenge"
 SHORT = {"positive": "pos", "negative": "neg", None: None}
@@ -42,23 +41,6 @@ def read_challenge(folder: Path = FOLDER) -> tuple[list[str], list[dict]]:
     """Texts and gold labels (normalised) of the challenge set."""
     rows = _rows(folder / "challenge.jsonl")
     return [r["text"] for r in rows], [normalize_label(r["themes"]) for r in rows]
-
-
-def agreement(a: list[dict], b: list[dict]) -> dict:
-    from sklearn.metrics import cohen_kappa_score, f1_score
-
-    ids = DEFAULT_TAXONOMY.ids
-    A = np.array([[int(t in r) for t in ids] for r in a])
-    B = np.array([[int(t in r) for t in ids] for r in b])
-    both = [(x[t], y[t]) for x, y in zip(a, b) for t in DEFAULT_TAXONOMY.polar_ids if t in x and t in y]
-    return {
-        "n": len(a),
-        "macro_f1": round(float(f1_score(A, B, average="macro")), 4),
-        "per_theme_f1": {t: round(float(v), 3) for t, v in zip(ids, f1_score(A, B, average=None))},
-        "cohen_kappa": {t: round(float(cohen_kappa_score(A[:, j], B[:, j])), 3) for j, t in enumerate(ids)},
-        "rows_identical": round(float((A == B).all(axis=1).mean()), 4),
-        "polarity_agreement": round(sum(x == y for x, y in both) / max(1, len(both)), 4),
-    }
 
 
 def build(folder: Path = FOLDER) -> dict:
@@ -95,8 +77,8 @@ def build(folder: Path = FOLDER) -> dict:
         "counts": counts,
         "disputed": disputed,
         "adjudicated": sum(1 for i in adjudicated if i in texts),
-        "agreement_a_b": agreement(a_rows, b_rows),
-        "agreement_b_gold": agreement(b_rows, [r["themes"] for r in gold]),
+        "agreement_a_b": label_agreement(a_rows, b_rows),
+        "agreement_b_gold": label_agreement(b_rows, [r["themes"] for r in gold]),
     }
 
 

@@ -20,21 +20,26 @@ FOLDER = Path(__file__).parent / "data" / "relabel"
 FOLDER_V2 = Path(__file__).parent / "data" / "relabel_v2"  # the v2 parts; labels.jsonl as above
 
 
-def agreement(folder: Path = FOLDER) -> dict:
-    rows = [json.loads(l) for l in open(folder / "labels.jsonl", encoding="utf-8")]
+def label_agreement(a: list[dict], b: list[dict]) -> dict:
+    """Agreement of two annotations of the same comments (theme -> polarity dicts, row by row)."""
     ids = DEFAULT_TAXONOMY.ids
-    A = np.array([[int(t in r["corpus"]) for t in ids] for r in rows])
-    B = np.array([[int(t in r["blind"]) for t in ids] for r in rows])
-    both = [(r["corpus"][t], r["blind"][t]) for r in rows for t in DEFAULT_TAXONOMY.polar_ids if t in r["corpus"] and t in r["blind"]]
+    A = np.array([[int(t in r) for t in ids] for r in a])
+    B = np.array([[int(t in r) for t in ids] for r in b])
+    both = [(x[t], y[t]) for x, y in zip(a, b) for t in DEFAULT_TAXONOMY.polar_ids if t in x and t in y]
     return {
-        "n": len(rows),
+        "n": len(a),
         "macro_f1": round(float(f1_score(A, B, average="macro")), 4),
         "per_theme_f1": {t: round(float(v), 3) for t, v in zip(ids, f1_score(A, B, average=None))},
         "cohen_kappa": {t: round(float(cohen_kappa_score(A[:, j], B[:, j])), 3) for j, t in enumerate(ids)},
         "rows_identical": round(float((A == B).all(axis=1).mean()), 4),
-        "polarity_agreement": round(sum(a == b for a, b in both) / len(both), 4),
+        "polarity_agreement": round(sum(x == y for x, y in both) / max(1, len(both)), 4),
         "polarity_n": len(both),
     }
+
+
+def agreement(folder: Path = FOLDER) -> dict:
+    rows = [json.loads(l) for l in open(folder / "labels.jsonl", encoding="utf-8")]
+    return label_agreement([r["corpus"] for r in rows], [r["blind"] for r in rows])
 
 
 if __name__ == "__main__":
