@@ -32,6 +32,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 HEADS = "heads.joblib"
 CARD = "MODEL_CARD.md"
+ENGINES = "engines"  # a router's other engines, one model folder each
 # Where a `pip install .` puts the shipped default model, and where it sits in a checkout.
 PACKAGED_DEFAULT = Path(__file__).parent / "_default_model"
 CHECKOUT_DEFAULT = Path(__file__).resolve().parent.parent / "models" / "default"
@@ -68,9 +69,20 @@ def _params(model) -> dict:
 
 def save_model(model, path: str | Path, *, name: str | None = None, version: str | None = None,
                card: str | None = None, extra_files: dict[str, bytes] | None = None) -> Path:
-    """Write a fitted ThemeClassifier to ``path`` atomically (temporary folder, then rename)."""
+    """Write a fitted ThemeClassifier (or LanguageRouter) to ``path`` atomically (temporary folder, then rename).
+
+    A router's main engine is the folder itself; each other engine is a complete model folder
+    under ``engines/<name>/``, listed in the manifest's ``engines`` with its languages and
+    covered by the top manifest's sha256 list.
+    """
     from sklearn.utils.validation import check_is_fitted
 
+    from .router import LanguageRouter
+
+    engines = []
+    if isinstance(model, LanguageRouter):
+        engines = model.engines[1:]
+        model = model.main
     check_is_fitted(model, "classes_")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +100,8 @@ def save_model(model, path: str | Path, *, name: str | None = None, version: str
                 "lexical": getattr(model, "lexical_heads_", None),
             }
         joblib.dump(heads, tmp / HEADS, compress=3)
+        for engine in engines:
+            save_model(engine.model, tmp / ENGINES / engine.name, name=engine.name, version=version)
         for fname, content in (extra_files or {}).items():
             (tmp / fname).write_bytes(content)
         encoder_spec = _bundle_encoders(model.encoder_, tmp)
@@ -106,10 +120,16 @@ def save_model(model, path: str | Path, *, name: str | None = None, version: str
             "training": getattr(model, "training_", {}),
             "libraries": library_versions(),
         }
+        if model.languages:
+            manifest["languages"] = list(model.languages)
+        if engines:
+            manifest["engines"] = [
+                {"name": e.name, "path": f"{ENGINES}/{e.name}", "languages": list(e.languages)} for e in engines
+            ]
         (tmp / CARD).write_text(card if card is not None else render_card(manifest), encoding="utf-8")
         manifest["files"] = {
             f.relative_to(tmp).as_posix(): sha256_file(f)
-            for f in sorted(tmp.rglob("*")) if f.is_file() and f.name != MANIFEST
+            for f in sorted(tmp.rglob("*")) if f.is_file() and f != tmp / MANIFEST
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o755)
@@ -338,15 +358,37 @@ def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | N
     manifest) or "onnx" (the folder's ONNX export, see ``feedback-nlp export``); None uses
     the folder's ``runtime`` entry, else torch. ``encoder`` overrides both. ``threads``:
     how many model calls each encoder part runs at once, one thread each (default one per core).
+
+    A folder with ``engines`` loads as a :class:`~feedback_nlp.router.LanguageRouter`; its
+    engines share encoder parts with the main one where the specs are equal (the multilingual
+    encoder is loaded once).
     """
-    from .classifier import ThemeClassifier
-    from .encoders import load_encoder, set_threads
+    from .router import Engine, LanguageRouter
 
     path = Path(path) if path is not None else default_model_path()
+    if encoder is not None and runtime is not None:
+        raise InvalidInputError("pass encoder or runtime to load_model, not both")
     chosen = None
     if encoder is None:
         chosen = runtime or read_manifest(path).get("runtime") or "torch"
     manifest = verify_model(path, runtime=chosen)
+    main = _load_engine(path, manifest, encoder=encoder, runtime=runtime, threads=threads)
+    if not manifest.get("engines"):
+        return main
+    engines = [Engine("main", main)]
+    for entry in manifest["engines"]:
+        sub = path / entry["path"]
+        sub_manifest = read_manifest(sub)  # its files were verified with the folder's
+        model = _load_engine(sub, sub_manifest, encoder=None, runtime=None, threads=threads, share=main.encoder_)
+        engines.append(Engine(entry["name"], model))
+    return LanguageRouter(engines)
+
+
+def _load_engine(path: Path, manifest: dict, *, encoder, runtime, threads, share=None):
+    """One verified model folder (no ``engines``) as a fitted ThemeClassifier."""
+    from .classifier import ThemeClassifier
+    from .encoders import load_encoder, set_threads, share_parts
+
     try:
         heads = joblib.load(path / HEADS)
     except Exception as exc:  # a verified but unreadable pickle: say which file
@@ -355,9 +397,9 @@ def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | N
     params = {k: v for k, v in manifest.get("params", {}).items() if k in ThemeClassifier().get_params()}
     params.setdefault("whole_vector", "encode")  # models saved before the option encoded the whole comment
     model = ThemeClassifier(encoder=manifest["encoder"], taxonomy=taxonomy, **params)
-    if encoder is not None and runtime is not None:
-        raise InvalidInputError("pass encoder or runtime to load_model, not both")
     model.encoder_ = load_encoder(encoder if encoder is not None else runtime_encoder_spec(manifest, path, runtime))
+    if share is not None:
+        model.encoder_ = share_parts(model.encoder_, share)
     if threads is not None:
         if threads < 1:
             raise InvalidInputError(f"threads must be at least 1 (got {threads})")

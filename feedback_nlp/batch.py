@@ -97,10 +97,16 @@ def checkpoint_path(output_path: str | Path) -> Path:
     return Path(f"{output_path}.progress.json")
 
 
-def classify_records(model, rows: list[dict], text_column: str = "text", *, redact: bool = False) -> list[dict]:
-    """Classify rows in memory: each row gains ``themes`` and ``scores`` (and ``truncated``)."""
+def classify_records(model, rows: list[dict], text_column: str = "text", *, redact: bool = False,
+                     language: str | None = None, language_column: str | None = None) -> list[dict]:
+    """Classify rows in memory: each row gains ``themes``, ``scores``, ``language`` and
+    ``language_supported`` (and ``truncated``). ``language``: one code for every row;
+    ``language_column``: a column with each row's code (empty: detected); default: detected."""
     texts = [_clean(row.get(text_column)) for row in rows]
-    results = model.classify(texts)
+    languages = language
+    if language_column is not None:
+        languages = [(_clean(row.get(language_column)).strip().lower() or language) for row in rows]
+    results = model.classify(texts, languages)
     out = []
     for row, result in zip(rows, results):
         row = dict(row)
@@ -127,6 +133,8 @@ def classify_file(
     errors_path: str | Path | None = None,
     progress: bool = False,
     resume: bool = False,
+    language: str | None = None,
+    language_column: str | None = None,
 ) -> Summary:
     """Classify every row of ``input_path`` into ``output_path`` (format from the extension).
 
@@ -181,7 +189,8 @@ def classify_file(
                 if chunk is None:
                     continue
             _note_problems(chunk, text_column, id_column, model.max_chars, summary, errors_fh, seen)
-            results = classify_records(model, chunk.rows, text_column, redact=redact)
+            results = classify_records(model, chunk.rows, text_column, redact=redact, language=language,
+                                       language_column=language_column)
             for i, problem in chunk.errors.items():
                 results[i][ERROR_FIELD] = problem
             for row in results:

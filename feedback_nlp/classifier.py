@@ -31,6 +31,7 @@ from .encoders import Encoder, load_encoder, needs_torch, preload
 from .errors import InvalidInputError
 from .labels import is_single_label, normalize_label
 from .taxonomy import Taxonomy
+from .languages import resolve_languages
 from .text import Sentence, sentencizer, split_clauses, split_sentences_many
 
 MAX_CHARS = 20_000
@@ -204,6 +205,9 @@ class ThemeClassifier:
     whole_vector : how a comment of several sentences gets its whole-comment vector: "mean"
         (the word-weighted mean of its sentence vectors, so every character is encoded once)
         or "encode" (encode the whole comment as well: about 1.7x the encoder work).
+    languages : ISO 639-1 codes of the languages the model is meant for, the first being its
+        main one (e.g. ``["en"]``); comments detected in another language are answered with
+        ``"language_supported": false`` and no themes. None: every language is scored.
     """
 
     def __init__(
@@ -226,6 +230,7 @@ class ThemeClassifier:
         whole_vector: str = "mean",
         lexical_weight: float = 0.0,
         lexical_C: float = 10.0,
+        languages: Sequence[str] | None = None,
     ):
         self.encoder = encoder
         self.taxonomy = taxonomy
@@ -245,6 +250,7 @@ class ThemeClassifier:
         self.whole_vector = whole_vector
         self.lexical_weight = lexical_weight
         self.lexical_C = lexical_C
+        self.languages = languages
 
     # ------------------------------------------------------------------ scikit-learn protocol
     _estimator_type = "classifier"
@@ -356,7 +362,7 @@ class ThemeClassifier:
             texts.append(x[: self.max_chars])
         return texts, truncated
 
-    def _units(self, X, encoder: Encoder) -> _Units:
+    def _units(self, X, encoder: Encoder, languages: Sequence[str] | None = None) -> _Units:
         """Split, deduplicate and encode. Every distinct text is encoded once; with
         ``whole_vector="mean"`` a comment's vector is the mean of its sentences' and a sentence
         that turns at "but", ";" ... is the mean of its clauses', so each character is encoded
@@ -368,7 +374,7 @@ class ThemeClassifier:
         if not getattr(self, "_resources_loaded", False):
             _load_resources(encoder)
             self._resources_loaded = True
-        sentences = split_sentences_many(texts)
+        sentences = split_sentences_many(texts, languages)
         slots: list = []  # per row of `vectors`: a text to encode, or (rows, weights) to pool
         rows_by_key: dict[tuple[str, str], int] = {}
         clauses: dict[int, list[int]] = {}
@@ -613,10 +619,10 @@ class ThemeClassifier:
                 scores[i] = p[0]
         return scores, best_sentence
 
-    def _analyse(self, X):
+    def _analyse(self, X, languages: Sequence[str] | None = None):
         self._check_fitted()
         X = list(X)
-        units = self._units(X, self.encoder_)
+        units = self._units(X, self.encoder_, languages)
         rows = list(range(len(X)))
         if self.mode_ == "single":
             scores = np.zeros((len(X), len(self.classes_)))
@@ -638,9 +644,12 @@ class ThemeClassifier:
             out[:, j] = 1.0 / (1.0 + np.exp(-(a * _logit(scores[:, j]) + b)))
         return out
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Score of every theme for every text, shape [n, n_themes]."""
-        return self._analyse(X)[1]
+    def predict_proba(self, X, languages: Sequence[str] | None = None) -> np.ndarray:
+        """Score of every theme for every text, shape [n, n_themes].
+
+        ``languages``: one ISO 639-1 code per text (chooses the sentence splitter; default English).
+        """
+        return self._analyse(X, languages)[1]
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         """Boolean [n, k]: which themes each comment is tagged with."""
@@ -693,9 +702,38 @@ class ThemeClassifier:
                 out[(i, theme)] = float(value)
         return out
 
-    def classify(self, X) -> list[dict]:
-        """The full answer per text: tagged themes (score, polarity, evidence) and all scores."""
-        units, scores, best = self._analyse(X)
+    @property
+    def main_language(self) -> str:
+        """The language a comment is taken to be in when detection is unsure."""
+        return self.languages[0] if self.languages else "en"
+
+    def supports(self, language: str) -> bool:
+        return not self.languages or language in self.languages
+
+    def classify(self, X, languages: Sequence[str | None] | str | None = None) -> list[dict]:
+        """The full answer per text: tagged themes (score, polarity, evidence), all scores, and
+        the comment's language (detected, or given: one code for all texts or one per text).
+
+        A comment in a language outside ``languages`` gets ``"language_supported": false``,
+        no themes and no scores.
+        """
+        self._check_fitted()
+        X = list(X)
+        texts = self._prepare(X)[0]
+        codes = resolve_languages(texts, languages, default=self.main_language)
+        supported = [self.supports(c) for c in codes]
+        keep = [i for i, ok in enumerate(supported) if ok]
+        results = [{"themes": [], "scores": {}, "language": c, "language_supported": False} for c in codes]
+        if keep:
+            scored = self._classify([X[i] for i in keep], [codes[i] for i in keep])
+            for i, result in zip(keep, scored):
+                result["language"] = codes[i]
+                result["language_supported"] = True
+                results[i] = result
+        return results
+
+    def _classify(self, X: list, languages: list[str]) -> list[dict]:
+        units, scores, best = self._analyse(X, languages)
         tagged = self.decide(scores)
         ids = [str(c) for c in self.classes_]
         polar = set(self.taxonomy_.polar_ids) if self.mode_ == "multi" else set()

@@ -70,6 +70,8 @@ def classify(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint (OUTPUT.progress.json; JSONL/CSV/TSV output)."),
     use_ray: bool = typer.Option(False, "--ray", help="Run on Ray Data (Parquet/CSV file or folder in, a folder of files out); needs the [ray] extra."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster to use with --ray, e.g. ray://head:10001 or auto (default: a local Ray)."),
+    language: Optional[str] = typer.Option(None, help="ISO 639-1 code of every comment's language (e.g. de); default: detected per comment."),
+    language_column: Optional[str] = typer.Option(None, help="Column holding each row's language code (empty cells: detected)."),
 ):
     """Tag every comment in a file; every input row gives one output row."""
     from .artifacts import load_model
@@ -95,6 +97,7 @@ def classify(
     summary = classify_file(
         loaded, input, output, text_column=text_column, id_column=id_column, chunk_size=chunk_size,
         redact=redact, errors_path=errors_file, progress=progress and sys.stderr.isatty(), resume=resume,
+        language=language, language_column=language_column,
     )
     if summary.resumed:
         typer.echo(f"resumed after row {summary.resumed} (from {output}.progress.json)", err=True)

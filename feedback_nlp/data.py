@@ -214,6 +214,21 @@ def read_labelled(
     return texts, labels
 
 
+def read_column(path: str | Path, column: str) -> list[str | None] | None:
+    """One optional column of a data file (e.g. ``language``), one value per row; None when absent."""
+    values: list[str | None] = []
+    found = False
+    for chunk in iter_chunks(path, chunk_size=10_000):
+        if chunk.first_row == 1 and chunk.rows:
+            found = column in columns_of(chunk)
+            if not found:
+                return None
+        for row in chunk.rows:
+            value = row.get(column)
+            values.append(_clean(value).strip() or None if value is not None else None)
+    return values if found else None
+
+
 def write_labelled(path: str | Path, texts, labels) -> None:
     """Write texts with theme labels as JSONL (``{"text", "themes": {id: pos|neg|null}}``)."""
     short = {"positive": "pos", "negative": "neg", None: None}
@@ -235,8 +250,9 @@ def flatten_rows(rows: list[dict], theme_ids: list[str]) -> list[dict]:
         out["themes"] = ";".join(
             f"{t['theme']}:{t['polarity']}" if t.get("polarity") else t["theme"] for t in row["themes"]
         )
+        scored = row.get("language_supported", True)  # a comment in an unsupported language has no scores
         for theme in theme_ids:
-            out[f"score_{theme}"] = row["scores"].get(theme, 0.0)
+            out[f"score_{theme}"] = row["scores"].get(theme, 0.0) if scored else None
         flat.append(out)
     return flat
 

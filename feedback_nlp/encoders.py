@@ -8,6 +8,7 @@ other local folder or model name can be configured (a name needs hub access).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import threading
@@ -456,6 +457,17 @@ def _leaves(encoder) -> list:
     if isinstance(encoder, ConcatEncoder):
         return [leaf for part in encoder.parts for leaf in _leaves(part)]
     return [encoder]
+
+
+def share_parts(encoder, other):
+    """``encoder`` with every part whose spec equals a part of ``other`` replaced by that part,
+    so two models of one process hold one copy of a shared encoder's weights."""
+    known = {json.dumps(leaf.spec(), sort_keys=True): leaf for leaf in _leaves(other)}
+    if isinstance(encoder, ConcatEncoder):
+        return ConcatEncoder([share_parts(p, other) for p in encoder.parts])
+    if isinstance(encoder, CachedEncoder):
+        return encoder
+    return known.get(json.dumps(encoder.spec(), sort_keys=True), encoder)
 
 
 def preload(encoder) -> None:

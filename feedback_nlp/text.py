@@ -24,8 +24,13 @@ _TOKEN_RE = re.compile(
     r"|(?P<space>[\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200d\u2028\u2029\u2060\ufeff]+)"
 )
 _LINE_BREAK_RE = re.compile(r"[\n\r\u2028\u2029]")
-# A line break is kept as a boundary when the next line starts like a new sentence or item.
-_NEW_LINE_START_RE = re.compile(r"[A-Z0-9\-*•·–—\"'(]")
+# A line break is kept as a boundary when the next line starts like a new sentence or item:
+# a capital letter of any script, a digit, a bullet, a quote or an opening ¿/¡.
+_NEW_LINE_START_RE = re.compile(r"[0-9\-*•·–—\"'(«„“¿¡]")
+
+
+def _starts_new_line(following: str) -> bool:
+    return bool(following) and (following.isupper() or bool(_NEW_LINE_START_RE.match(following)))
 
 
 @dataclass(frozen=True)
@@ -59,9 +64,7 @@ def normalize_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
                 decoded = " "
         else:
             following = text[m.end() : m.end() + 1]
-            is_break = bool(_LINE_BREAK_RE.search(m.group())) and bool(
-                _NEW_LINE_START_RE.match(following)
-            )
+            is_break = bool(_LINE_BREAK_RE.search(m.group())) and _starts_new_line(following)
             decoded = "\n" if is_break else " "
         out.append(decoded)
         starts.extend([m.start()] * len(decoded))
@@ -92,13 +95,21 @@ def normalize(text: str) -> str:
     return normalize_with_offsets(text)[0]
 
 
-@lru_cache(maxsize=1)
-def sentencizer():
-    """spaCy's blank English pipeline with its rule-based sentencizer (loaded once), and its punctuation."""
+@lru_cache(maxsize=None)
+def sentencizer(language: str = "en"):
+    """spaCy's blank pipeline for ``language`` with its rule-based sentencizer, and its punctuation.
+
+    Each language's tokenizer knows its own abbreviations ("z.B.", "p. ej."); languages whose
+    blank pipeline needs an extra package (ja, ko, th, ...) use spaCy's multi-language one.
+    Loaded once per language.
+    """
     with _lean_spacy_import():
         import spacy
 
-        nlp = spacy.blank("en")
+        try:
+            nlp = spacy.blank(language)
+        except (ImportError, KeyError, ValueError, OSError):  # unknown code, or a tokenizer that needs a package
+            nlp = spacy.blank("xx")
         nlp.add_pipe("sentencizer")
     punct = set(nlp.get_pipe("sentencizer").punct_chars)
     return nlp, punct
@@ -149,14 +160,24 @@ def _lean_spacy_import():
             del spacy.cli
 
 
-def split_sentences(text: str) -> list[Sentence]:
+def split_sentences(text: str, language: str = "en") -> list[Sentence]:
     """Sentences of ``text`` with offsets into ``text`` itself."""
-    return split_sentences_many([text])[0]
+    return split_sentences_many([text], [language])[0]
 
 
-def split_sentences_many(texts: Sequence[str]) -> list[list[Sentence]]:
-    """Sentences for many texts at once (spaCy runs over all of them in one pass)."""
-    nlp, punct = sentencizer()
+def split_sentences_many(texts: Sequence[str], languages: Sequence[str] | None = None) -> list[list[Sentence]]:
+    """Sentences for many texts at once (spaCy runs over all texts of one language in one pass).
+
+    ``languages``: one ISO 639-1 code per text (default English), choosing spaCy's pipeline.
+    """
+    if languages is not None and len(set(languages)) > 1:
+        result: list[list[Sentence]] = [[] for _ in texts]
+        for language in set(languages):
+            rows = [i for i, code in enumerate(languages) if code == language]
+            for i, sentences in zip(rows, split_sentences_many([texts[i] for i in rows], [language] * len(rows))):
+                result[i] = sentences
+        return result
+    nlp, punct = sentencizer(languages[0] if languages else "en")
     normalised = [normalize_with_offsets(t or "") for t in texts]
     # Each line of a normalised text is segmented on its own; a line with no sentence
     # punctuation before its last character is one sentence and skips spaCy.
@@ -185,8 +206,19 @@ def split_sentences_many(texts: Sequence[str]) -> list[list[Sentence]]:
 
 
 # Where one sentence can turn from one aspect to another: "fast but rude", "kind; clueless though".
+# Contrast words of the languages the default model covers (en, de, fr, es, it, nl, pt, pl).
+_CONTRAST_WORDS = (
+    "but|though|although|however|whereas|yet|except"
+    "|aber|jedoch|allerdings|obwohl|trotzdem|leider"
+    "|mais|cependant|pourtant|toutefois|par contre|sauf que"
+    "|pero|aunque|sin embargo|en cambio|eso sí"
+    "|ma|però|tuttavia|anche se|peccato che"
+    "|maar|echter|hoewel|alleen jammer"
+    "|mas|porém|contudo|embora|só que"
+    "|ale|jednak|chociaż|niestety"
+)
 _CLAUSE_BREAK_RE = re.compile(
-    r"\s*(?:[;:]|\s[-–—]\s|,?\s+\b(?:but|though|although|however|whereas|yet|except)\b)\s*", re.IGNORECASE
+    r"\s*(?:[;:]|\s[-–—]\s|,?\s+\b(?:" + _CONTRAST_WORDS + r")\b)\s*", re.IGNORECASE
 )
 
 
@@ -203,7 +235,8 @@ EMAIL_RE = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
 URL_RE = re.compile(r"(?:\b[a-zA-Z][a-zA-Z0-9+.-]*://|\bwww\.)[^\s<>\"']+")
 # Seven or more digits, optionally grouped by spaces, dots, dashes or brackets, with an
 # optional leading +: phone numbers in the usual national and international forms.
-PHONE_RE = re.compile(r"(?<![\w@])\+?\(?\d(?:[\s().-]{0,2}\d){6,}(?![\w@])")
+# Slashes too: German and Austrian numbers are often written 0171/1234567 or 089 / 123 45 67.
+PHONE_RE = re.compile(r"(?<![\w@])\+?\(?\d(?:[\s()./-]{0,3}\d){6,}(?![\w@])")
 # A standalone run of 5+ digits: employee, student or account numbers. Ticket ids such as
 # INC0012345 are joined to letters and stay, because integrations need them.
 ID_RE = re.compile(r"(?<![\w@])\d{5,}(?![\w@])")

@@ -38,7 +38,7 @@ from feedback_nlp import ArtifactError, EncoderError, FeedbackNLPError, InvalidI
 from .batcher import Batcher, QueueFull
 from .memory import pin_malloc_thresholds, trimmer
 from .metrics import Metrics
-from .schemas import ClassifyRequest, ClassifyResponse, ErrorResponse, encode_results
+from .schemas import ClassifyRequest, ClassifyResponse, ErrorResponse, classify_pairs, encode_results
 from .settings import MAX_ITEMS, Settings
 
 log = logging.getLogger("serve")
@@ -311,7 +311,7 @@ async def _load(app: FastAPI, settings: Settings) -> None:
         _log(logging.ERROR, event="model_load_failed", error=type(exc).__name__, message=str(exc))
         return
     metrics: Metrics = app.state.metrics
-    batcher = Batcher(model.classify, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
+    batcher = Batcher(classify_pairs(model), max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
                       max_queue=settings.max_queue, on_batch=metrics.batch_size.observe,
                       after_batch=trimmer(settings.malloc_trim_every_s))
     batcher.start()
@@ -388,7 +388,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request.state.items = len(items)
 
         async def answer() -> bytes:
-            results = await service.batcher.submit([item.text for item in items])
+            results = await service.batcher.submit([(item.text, item.language) for item in items])
             metrics.observe_results(results)
             return json.dumps({"model": service.ref, "request_id": request.state.request_id,
                                "results": encode_results(items, results)}).encode()

@@ -11,9 +11,14 @@ from .settings import MAX_ITEMS
 Id = str | int
 
 
+Language = Field(None, pattern=r"^[a-z]{2,3}$", examples=["de"], description=(
+    "ISO 639-1 code of the comment's language; omit to detect it."))
+
+
 class Item(BaseModel):
     id: Id | None = Field(None, description="Your record's id (e.g. INC0012345), echoed back.", examples=["INC0012345"])
     text: str = Field(..., description="The survey comment.", examples=["Quick fix but the technician was rude"])
+    language: str | None = Language
 
 
 class ClassifyRequest(BaseModel):
@@ -21,6 +26,8 @@ class ClassifyRequest(BaseModel):
 
     text: str | None = Field(None, description="One comment.", examples=["Quick fix but the technician was rude"])
     items: list[Item] | None = Field(None, min_length=1, max_length=MAX_ITEMS, description=f"1 to {MAX_ITEMS} comments.")
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", examples=["de"], description=(
+        "ISO 639-1 code for every comment of the request (an item's own `language` wins); omit to detect."))
 
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"text": "Quick fix but the technician was rude"},
@@ -34,7 +41,9 @@ class ClassifyRequest(BaseModel):
         return self
 
     def to_items(self) -> list[Item]:
-        return self.items if self.items is not None else [Item(text=self.text)]
+        items = self.items if self.items is not None else [Item(text=self.text)]
+        return [item if item.language or not self.language else item.model_copy(update={"language": self.language})
+                for item in items]
 
 
 class Evidence(BaseModel):
@@ -57,6 +66,9 @@ class Result(BaseModel):
     scores: dict[str, float]
     tags: list[str] = Field(..., examples=[["feedback_speed_positive", "feedback_attitude_negative"]])
     truncated: bool | None = Field(None, description="Present (true) when the comment was cut to the model's limit.")
+    language: str = Field(..., examples=["en"], description="ISO 639-1 code of the comment's language (given or detected).")
+    language_supported: bool = Field(..., description=(
+        "false when the model does not cover the language: the comment is not scored (no themes, no scores)."))
 
 
 class ModelRef(BaseModel):
@@ -97,3 +109,10 @@ def tags_for(result: dict) -> list[str]:
 def encode_results(items: list[Item], results: list[dict]) -> list[dict[str, Any]]:
     """The library's per-comment answers, with the caller's ids and the tags."""
     return [{"id": item.id, **result, "tags": tags_for(result)} for item, result in zip(items, results)]
+
+
+def classify_pairs(model):
+    """The batcher's model call: (text, language or None) pairs -> the model's answers."""
+    def run(pairs: list[tuple[str, str | None]]) -> list[dict]:
+        return model.classify([t for t, _ in pairs], [code for _, code in pairs])
+    return run

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from feedback_nlp.labels import normalize_label
+from feedback_nlp.languages import check_language
 from feedback_nlp.taxonomy import DEFAULT_TAXONOMY
 from feedback_nlp.text import normalize
 
@@ -53,7 +54,8 @@ def load_parts(folder: Path) -> list[dict]:
             unknown = set(themes) - set(DEFAULT_TAXONOMY.ids)
             if unknown:
                 raise SystemExit(f"{part.name}:{number}: unknown theme(s) {unknown}")
-            rows.append({"text": row["text"], "themes": themes, "source": part.stem})
+            rows.append({"text": row["text"], "themes": themes, "source": part.stem,
+                         "language": check_language(row.get("language", "en"), f"{part.name}:{number}: language")})
     return rows
 
 
@@ -109,7 +111,8 @@ def main(argv=None) -> None:
     by_split: dict[str, list[dict]] = {name: [] for name, _ in SPLITS}
     for i, row in enumerate(unique):
         split = _split_of(unique[root[i]]["text"])
-        by_split[split].append({"text": row["text"], "themes": {k: short[v] for k, v in row["themes"].items()}, "source": row["source"]})
+        by_split[split].append({"text": row["text"], "themes": {k: short[v] for k, v in row["themes"].items()},
+                                "source": row["source"], "language": row["language"]})
     for name, items in by_split.items():
         with open(args.out / f"{name}.jsonl", "w", encoding="utf-8") as fh:
             for item in items:

@@ -14,6 +14,7 @@ import numpy as np
 
 from feedback_nlp import ThemeClassifier, evaluate, read_labelled, save_model
 from feedback_nlp.errors import InvalidInputError
+from feedback_nlp.data import read_column
 from feedback_nlp.labels import normalize_label
 from feedback_nlp.metrics import label_matrix, multilabel_metrics
 from feedback_nlp.text import normalize
@@ -48,6 +49,12 @@ class TrainConfig:
     finetune_batch_size: int = 16
     finetune_lr: float = 2e-5
     own_weight: float = 1.0  # with --base: how much each added (own) comment counts against one of the base data
+    languages: str | None = None  # comma-separated ISO codes the model is for, main one first ("en"); none = any
+    # A second engine for the other languages (feedback_nlp.router): its encoder, languages, lexical share.
+    # It trains on every row; the main engine on the rows in `languages` (a "language" column, else detected).
+    multilingual_encoder: str | None = None  # e.g. "use"; none = one engine
+    multilingual_languages: str | None = None  # comma-separated; none = every language the encoder covers but the main ones
+    multilingual_lexical_weight: float = 0.5
 
     def classifier_params(self) -> dict:
         threshold = self.threshold
@@ -62,7 +69,32 @@ class TrainConfig:
             polarity_C=self.polarity_C, class_weight=None if self.class_weight in (None, "none", "") else self.class_weight,
             threshold=threshold, target_precision=self.target_precision, cv=self.cv,
             calibration=None if self.calibration in (None, "none", "") else self.calibration, random_state=self.seed,
+            languages=self.language_list(),
         )
+
+    def language_list(self) -> list[str] | None:
+        return _codes(self.languages, "languages")
+
+    def multilingual_params(self) -> dict | None:
+        """The second engine's classifier parameters, or None for a one-engine model."""
+        if self.multilingual_encoder in (None, "none", ""):
+            return None
+        from feedback_nlp.languages import ENCODER_LANGUAGES
+
+        main = self.language_list() or []
+        covered = _codes(self.multilingual_languages, "multilingual_languages") or [c for c in ENCODER_LANGUAGES if c not in main]
+        params = self.classifier_params()
+        params.update(encoder=self.multilingual_encoder, lexical_weight=self.multilingual_lexical_weight, languages=covered)
+        return params
+
+
+def _codes(value: str | list | None, key: str) -> list[str] | None:
+    from feedback_nlp.languages import check_language
+
+    if value in (None, "", "none"):
+        return None
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [check_language(c.strip(), key) for c in items if str(c).strip()] or None
 
 
 def _coerce(name: str, raw: str):
@@ -240,18 +272,44 @@ def base_encoder(base: str | Path):
     return encoder if bundled_encoders(encoder) else None
 
 
-def _pack_data(texts, labels) -> bytes:
+def _pack_data(texts, labels, languages=None) -> bytes:
     import gzip
     import json
 
     lines = []
-    for text, label in zip(texts, labels):
+    for i, (text, label) in enumerate(zip(texts, labels)):
         if isinstance(label, dict):
-            short = {k: {"positive": "pos", "negative": "neg"}.get(v, v) for k, v in label.items()}
-            lines.append(json.dumps({"text": text, "themes": short}, ensure_ascii=False))
+            row = {"text": text, "themes": {k: {"positive": "pos", "negative": "neg"}.get(v, v) for k, v in label.items()}}
         else:
-            lines.append(json.dumps({"text": text, "label": label}, ensure_ascii=False))
+            row = {"text": text, "label": label}
+        if languages is not None:
+            row["language"] = languages[i]
+        lines.append(json.dumps(row, ensure_ascii=False))
     return gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), mtime=0)
+
+
+def read_base_languages(base: str | Path) -> dict[str, str]:
+    """text -> language of a base model folder's training data, where it was recorded."""
+    import gzip
+    import json
+
+    path = Path(base) / TRAINING_DATA
+    if not path.is_file():
+        return {}
+    out = {}
+    for line in gzip.decompress(path.read_bytes()).decode("utf-8").splitlines():
+        row = json.loads(line)
+        if row.get("language"):
+            out[row["text"]] = row["language"]
+    return out
+
+
+def row_languages(texts: list[str], given: dict[str, str], main: list[str] | None) -> list[str]:
+    """The language of every training text: as the data says, else detected (unsure: the main language)."""
+    from feedback_nlp.languages import resolve_languages
+
+    codes = [given.get(t) for t in texts]
+    return resolve_languages(texts, codes, default=(main or ["en"])[0])
 
 
 def read_base(base: str | Path) -> tuple[list[str], list, dict]:
@@ -299,9 +357,15 @@ def train_model(
         base_rows = len(texts)
         sources.append(f"{base} ({len(texts)} rows)")
     own: set[int] = set()
+    given: dict[str, str] = {}  # text -> language, where the data says
+    if base is not None:
+        given.update(read_base_languages(base))
     files = [data] if isinstance(data, (str, Path)) else list(data or [])
     for path in files:
         new_texts, new_labels = read_labelled(path, config.text_column, config.label_column)
+        for t, code in zip(new_texts, read_column(path, "language") or []):
+            if code:
+                given[t] = code
         sources.append(f"{path} ({len(new_texts)} rows)")
         if texts:
             index = {t: i for i, t in enumerate(texts)}
@@ -333,26 +397,46 @@ def train_model(
     keep = [i for i, t in enumerate(texts) if t.strip()]
     texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
     weights = None if weights is None or config.own_weight == 1 else [weights[i] for i in keep]
+    languages = row_languages(texts, given, config.language_list())
+    multilingual = config.multilingual_params()
+    rows = list(range(len(texts)))
+    if multilingual is not None and config.language_list():  # the main engine learns from its own languages
+        rows = [i for i in rows if languages[i] in config.language_list()]
     # A fine-tuned encoder lives in a scratch folder until save_model copies it into the model folder.
     scratch = tempfile.TemporaryDirectory(prefix="feedback-nlp-finetune-") if config.finetune else nullcontext()
     with scratch as folder:
         if config.finetune:
-            tuned = finetuned_encoder(config, texts, labels, Path(folder) / "encoder", log, weights)
+            tuned = finetuned_encoder(config, [texts[i] for i in rows], [labels[i] for i in rows], Path(folder) / "encoder",
+                                      log, None if weights is None else [weights[i] for i in rows])
         else:
             tuned = base_encoder(base) if base is not None else None
         params = config.classifier_params()
         params["encoder"] = make_encoder(config, tuned)
-        model = ThemeClassifier(**params)
-        model.fit(texts, labels, sample_weight=weights)
+        main = model = ThemeClassifier(**params)
+        main.fit([texts[i] for i in rows], [labels[i] for i in rows],
+                 sample_weight=None if weights is None else [weights[i] for i in rows])
+        if multilingual is not None:
+            from feedback_nlp.router import Engine, LanguageRouter
+
+            log(f"main engine: {len(rows)} rows in {', '.join(params['languages'] or ['any language'])}; "
+                f"multilingual engine ({config.multilingual_encoder}): {len(texts)} rows "
+                f"({sum(1 for c in languages if c not in (params['languages'] or []))} in other languages)")
+            from feedback_nlp.encoders import load_encoder
+
+            multilingual["encoder"] = make_encoder(config, load_encoder(config.multilingual_encoder))
+            engine = ThemeClassifier(**multilingual).fit(texts, labels, sample_weight=weights)
+            engine.metrics_ = {}
+            engine.training_ = {"rows": len(texts), "languages": dict(Counter(languages))}
+            model = LanguageRouter([Engine("main", main), Engine("multilingual", engine)])
         metrics = {}
-        cv = cv_metrics(model, labels)
+        cv = cv_metrics(main, [labels[i] for i in rows])
         if cv:
             metrics["cross-validation"] = cv
         if eval_texts is not None:
             metrics["evaluation"] = evaluate(model, eval_texts, eval_labels)
             metrics["evaluation"]["data"] = str(eval_data)
-        model.metrics_ = metrics
-        model.training_ = {
+        main.metrics_ = metrics
+        main.training_ = {
             "data": " + ".join(sources),
             "data_sha256": data_hash(texts, labels),
             "rows": len(texts),
@@ -360,10 +444,10 @@ def train_model(
             "counts": {t: sum(c.values()) for t, c in report.counts.items()},
             "config": {k: v for k, v in asdict(config).items() if v is not None},
         }
-        save_model(model, output, name=name, extra_files={TRAINING_DATA: _pack_data(texts, labels)})
+        save_model(model, output, name=name, extra_files={TRAINING_DATA: _pack_data(texts, labels, languages)})
         from feedback_nlp.artifacts import bundle_folder
         from feedback_nlp.encoders import bundled_encoders
 
-        for i, part in enumerate(bundled_encoders(model.encoder_)):  # point at the saved copy, not the scratch folder
+        for i, part in enumerate(bundled_encoders(main.encoder_)):  # point at the saved copy, not the scratch folder
             part.model = str(Path(output) / bundle_folder(i))
         return model, report
