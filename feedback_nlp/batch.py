@@ -106,7 +106,8 @@ def classify_records(model, rows: list[dict], text_column: str = "text", *, reda
     languages = language
     if language_column is not None:
         languages = [(_clean(row.get(language_column)).strip().lower() or language) for row in rows]
-    results = model.classify(texts, languages)
+    # Models that only take texts (wrappers, older plug-ins) still work when no language is given.
+    results = model.classify(texts) if languages is None else model.classify(texts, languages)
     out = []
     for row, result in zip(rows, results):
         row = dict(row)

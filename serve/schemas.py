@@ -114,5 +114,6 @@ def encode_results(items: list[Item], results: list[dict]) -> list[dict[str, Any
 def classify_pairs(model):
     """The batcher's model call: (text, language or None) pairs -> the model's answers."""
     def run(pairs: list[tuple[str, str | None]]) -> list[dict]:
-        return model.classify([t for t, _ in pairs], [code for _, code in pairs])
+        texts, codes = [t for t, _ in pairs], [code for _, code in pairs]
+        return model.classify(texts) if not any(codes) else model.classify(texts, codes)
     return run

@@ -142,3 +142,82 @@ def test_router_folder_round_trip_and_tamper_check(router, tmp_path):
     heads.write_bytes(heads.read_bytes() + b"x")
     with pytest.raises(ArtifactError, match="engines/multilingual/heads.joblib"):
         verify_model(path)
+
+
+def test_cli_classify_takes_a_language_and_a_language_column(router, tmp_path):
+    from typer.testing import CliRunner
+
+    from feedback_nlp.cli import app
+
+    path = save_model(router, tmp_path / "routed")
+    src = tmp_path / "in.csv"
+    src.write_text("text,lang\nder techniker war schnell und freundlich,de\ntook three days to get a reply,\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    done = CliRunner().invoke(app, ["classify", str(src), "-o", str(out), "-m", str(path), "--language-column", "lang"])
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["language"] for r in rows] == ["de", "en"]
+    assert {t["theme"] for t in rows[0]["themes"]} == {"speed", "attitude"}
+    done = CliRunner().invoke(app, ["classify", str(src), "-o", str(out), "-m", str(path), "--language", "sv"])
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["language"], r["language_supported"], r["themes"]) for r in rows] == [("sv", False, [])] * 2
+    flat = tmp_path / "out.csv"
+    assert CliRunner().invoke(app, ["classify", str(src), "-o", str(flat), "-m", str(path), "--language", "sv"]).exit_code == 0
+    import csv
+
+    first = next(csv.DictReader(flat.open(encoding="utf-8")))
+    assert first["language"] == "sv" and first["language_supported"] == "False" and first["score_speed"] == ""
+
+
+@pytest.mark.anyio
+async def test_http_answers_carry_the_language_and_take_it_per_request_or_item(router, tmp_path):
+    import httpx
+
+    from serve.app import create_app
+    from serve.settings import Settings
+
+    app = create_app(Settings(model=save_model(router, tmp_path / "routed")))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            for _ in range(200):
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                import asyncio
+
+                await asyncio.sleep(0.1)
+            r = await client.post("/v1/classify", json={"text": "The printer was fixed within the hour, thank you."})
+            assert r.status_code == 200 and r.json()["results"][0]["language"] == "en"
+            r = await client.post("/v1/classify", json={"language": "de", "items": [
+                {"id": 1, "text": "der techniker war schnell und freundlich"},
+                {"id": 2, "text": "tack", "language": "sv"}]})
+            assert r.status_code == 200
+            first, second = r.json()["results"]
+            assert first["language"] == "de" and first["language_supported"] is True and first["themes"]
+            assert (second["id"], second["language"], second["language_supported"]) == (2, "sv", False)
+            assert second["themes"] == [] and second["scores"] == {} and second["tags"] == []
+            r = await client.post("/v1/classify", json={"text": "x", "language": "German"})
+            assert r.status_code in (400, 422)
+
+
+def test_training_routes_rows_to_engines_by_language(tmp_path):
+    from training.pipeline import TrainConfig, train_model
+
+    data = tmp_path / "data.jsonl"
+    with data.open("w", encoding="utf-8") as fh:
+        for lang, pairs in (("en", EN), ("de", DE)):
+            for text, themes in _rows(pairs):
+                fh.write(json.dumps({"text": text, "themes": themes, "language": lang}) + "\n")
+    config = TrainConfig(encoder="hashing", cv=3, languages="en", embedding_cache=None,
+                         engines=[{"name": "multilingual", "encoder": "hashing", "languages": "de,fr", "lexical_weight": 0.0}])
+    lines = []
+    model, _ = train_model(data, tmp_path / "out", config, log=lines.append)
+    assert isinstance(model, LanguageRouter)
+    assert any(line.startswith(f"main engine: {len(EN) * 6} rows in en") for line in lines), lines
+    loaded = load_model(tmp_path / "out")
+    assert [e.name for e in loaded.engines] == ["main", "multilingual"]
+    assert loaded.engines[1].languages == ("de", "fr") and loaded.main.languages == ["en"]
+    out = loaded.classify(["der techniker war schnell und freundlich", "hej"], ["de", "sv"])
+    assert {t["theme"] for t in out[0]["themes"]} == {"speed", "attitude"} and out[1]["language_supported"] is False
+    with pytest.raises(InvalidInputError, match=r"engines\[0\]"):
+        TrainConfig(engines=[{"encoder": "use"}]).engine_params()

@@ -74,13 +74,13 @@ def calls(monkeypatch):
     record = {"sizes": [], "delay": 0.0, "error": None}
     original = ThemeClassifier.classify
 
-    def classify(self, X):
+    def classify(self, X, languages=None):
         X = list(X)
         record["sizes"].append(len(X))
         time.sleep(record["delay"])
         if record["error"] is not None:
             raise record["error"]
-        return original(self, X)
+        return original(self, X) if languages is None else original(self, X, languages)
 
     monkeypatch.setattr(ThemeClassifier, "classify", classify)
     return record

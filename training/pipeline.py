@@ -50,11 +50,10 @@ class TrainConfig:
     finetune_lr: float = 2e-5
     own_weight: float = 1.0  # with --base: how much each added (own) comment counts against one of the base data
     languages: str | None = None  # comma-separated ISO codes the model is for, main one first ("en"); none = any
-    # A second engine for the other languages (feedback_nlp.router): its encoder, languages, lexical share.
-    # It trains on every row; the main engine on the rows in `languages` (a "language" column, else detected).
-    multilingual_encoder: str | None = None  # e.g. "use"; none = one engine
-    multilingual_languages: str | None = None  # comma-separated; none = every language the encoder covers but the main ones
-    multilingual_lexical_weight: float = 0.5
+    # More engines for other languages (feedback_nlp.router), a TOML array of tables:
+    #   [[engines]]  name = "multilingual"  encoder = "use"  languages = "de,fr,es"  lexical_weight = 0.5
+    # Each trains on every row; the main engine on the rows in `languages` (a "language" column, else detected).
+    engines: list | None = None
 
     def classifier_params(self) -> dict:
         threshold = self.threshold
@@ -75,17 +74,19 @@ class TrainConfig:
     def language_list(self) -> list[str] | None:
         return _codes(self.languages, "languages")
 
-    def multilingual_params(self) -> dict | None:
-        """The second engine's classifier parameters, or None for a one-engine model."""
-        if self.multilingual_encoder in (None, "none", ""):
-            return None
-        from feedback_nlp.languages import ENCODER_LANGUAGES
-
-        main = self.language_list() or []
-        covered = _codes(self.multilingual_languages, "multilingual_languages") or [c for c in ENCODER_LANGUAGES if c not in main]
-        params = self.classifier_params()
-        params.update(encoder=self.multilingual_encoder, lexical_weight=self.multilingual_lexical_weight, languages=covered)
-        return params
+    def engine_params(self) -> list[tuple[str, dict]]:
+        """(name, classifier parameters) of every engine besides the main one."""
+        out = []
+        known = {"name", "encoder", "languages", "lexical_weight"}
+        for i, entry in enumerate(self.engines or []):
+            if not isinstance(entry, dict) or set(entry) - known or not entry.get("encoder") or not entry.get("languages"):
+                raise InvalidInputError(
+                    f"engines[{i}]: expected a table with encoder, languages and optional name, lexical_weight; got {entry!r}")
+            params = self.classifier_params()
+            params.update(encoder=entry["encoder"], languages=_codes(entry["languages"], f"engines[{i}].languages"),
+                          lexical_weight=float(entry.get("lexical_weight", self.lexical_weight)))
+            out.append((str(entry.get("name", f"engine{i + 2}")), params))
+        return out
 
 
 def _codes(value: str | list | None, key: str) -> list[str] | None:
@@ -398,9 +399,9 @@ def train_model(
     texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
     weights = None if weights is None or config.own_weight == 1 else [weights[i] for i in keep]
     languages = row_languages(texts, given, config.language_list())
-    multilingual = config.multilingual_params()
+    others = config.engine_params()
     rows = list(range(len(texts)))
-    if multilingual is not None and config.language_list():  # the main engine learns from its own languages
+    if others and config.language_list():  # the main engine learns from its own languages
         rows = [i for i in rows if languages[i] in config.language_list()]
     # A fine-tuned encoder lives in a scratch folder until save_model copies it into the model folder.
     scratch = tempfile.TemporaryDirectory(prefix="feedback-nlp-finetune-") if config.finetune else nullcontext()
@@ -415,19 +416,24 @@ def train_model(
         main = model = ThemeClassifier(**params)
         main.fit([texts[i] for i in rows], [labels[i] for i in rows],
                  sample_weight=None if weights is None else [weights[i] for i in rows])
-        if multilingual is not None:
+        if others:
+            from feedback_nlp.encoders import load_encoder
             from feedback_nlp.router import Engine, LanguageRouter
 
-            log(f"main engine: {len(rows)} rows in {', '.join(params['languages'] or ['any language'])}; "
-                f"multilingual engine ({config.multilingual_encoder}): {len(texts)} rows "
-                f"({sum(1 for c in languages if c not in (params['languages'] or []))} in other languages)")
-            from feedback_nlp.encoders import load_encoder
-
-            multilingual["encoder"] = make_encoder(config, load_encoder(config.multilingual_encoder))
-            engine = ThemeClassifier(**multilingual).fit(texts, labels, sample_weight=weights)
-            engine.metrics_ = {}
-            engine.training_ = {"rows": len(texts), "languages": dict(Counter(languages))}
-            model = LanguageRouter([Engine("main", main), Engine("multilingual", engine)])
+            log(f"main engine: {len(rows)} rows in {', '.join(params['languages'] or ['any language'])}")
+            engines = [Engine("main", main)]
+            shared: dict[str, object] = {}  # one cached encoder per spec across engines
+            for engine_name, engine_params in others:
+                spec = engine_params["encoder"]
+                if spec not in shared:
+                    shared[spec] = make_encoder(config, load_encoder(spec))
+                engine_params["encoder"] = shared[spec]
+                log(f"engine {engine_name} ({spec}, {', '.join(engine_params['languages'])}): {len(texts)} rows")
+                engine = ThemeClassifier(**engine_params).fit(texts, labels, sample_weight=weights)
+                engine.metrics_ = {}
+                engine.training_ = {"rows": len(texts), "languages": dict(Counter(languages))}
+                engines.append(Engine(engine_name, engine))
+            model = LanguageRouter(engines)
         metrics = {}
         cv = cv_metrics(main, [labels[i] for i in rows])
         if cv:
