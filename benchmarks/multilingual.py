@@ -67,7 +67,8 @@ def main(argv=None):
     ap.add_argument("--model", default=str(ROOT / "models" / "default"))
     ap.add_argument("--cache", default="/tmp/mlx/cache")
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--candidates", default="use_lex05,use_lex03,use_lex0,use_en_only")
+    ap.add_argument("--candidates", default="lex=0.5;lex=0.5,w=3;lex=0.7",
+                    help="semicolon-separated engines: lex=<lexical weight>, w=<weight of non-English rows>, en_only")
     args = ap.parse_args(argv)
     train = read(ROOT / "training" / "data" / "train.jsonl")
     sets = heldout_sets()
@@ -76,16 +77,21 @@ def main(argv=None):
     results = {"main_alone": evaluate(main_engine, sets, True)}
     print("main_alone", results["main_alone"], flush=True)
     use = CachedEncoder(load_encoder({"kind": "use", "tokenizer": "sentencepiece"}), args.cache)
-    for name in args.candidates.split(","):
-        rows = [r for r in train if r.get("language", "en") == "en"] if name == "use_en_only" else train
-        w = {"use_lex05": 0.5, "use_lex03": 0.3, "use_lex0": 0.0, "use_en_only": 0.5}[name]
+    covered = [c for c in ENCODER_LANGUAGES if c != "en"]
+    for name in args.candidates.split(";"):
+        opts = dict(kv.split("=") for kv in name.split(",") if "=" in kv)
+        rows = [r for r in train if r.get("language", "en") == "en"] if "en_only" in name else train
+        w = float(opts.get("lex", 0.5))
+        other = float(opts.get("w", 1))
+        weights = [other if r.get("language", "en") != "en" else 1.0 for r in rows] if other != 1 else None
         t = time.time()
-        engine = ThemeClassifier(encoder=use, lexical_weight=w, languages=[c for c in ENCODER_LANGUAGES if c != "en"])
-        engine.fit([r["text"] for r in rows], [r["themes"] for r in rows])
+        engine = ThemeClassifier(encoder=use, lexical_weight=w, languages=covered)
+        engine.fit([r["text"] for r in rows], [r["themes"] for r in rows], sample_weight=weights)
         fit_s = time.time() - t
         router = LanguageRouter([Engine("main", main_engine), Engine("multilingual", engine)])
         results[name] = {"fit_s": round(fit_s, 1), "routed_given": evaluate(router, sets, True),
-                         "routed_detected": evaluate(router, sets, False)}
+                         "routed_detected": evaluate(router, sets, False),
+                         "engine_alone_en": {k: v for k, v in evaluate(engine, {k: sets[k] for k in sets if k.endswith("_en")}, True).items()}}
         print(name, results[name], flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -314,6 +314,10 @@ def analyse(data: Tagged, by=(), time: str | None = None, score: str | None = No
         base = frame[data.text_column].map(lambda v: bool(_clean(v).strip())).to_numpy(dtype=bool)
     else:
         base = np.ones(n_rows, dtype=bool)
+    if "language_supported" in frame.columns:  # comments in a language the model does not cover were not scored
+        base = base & ~frame["language_supported"].map(lambda v: str(v).strip().lower() in ("false", "0")).to_numpy(dtype=bool)
+    if "language" in frame.columns and "language" not in by and frame["language"][base].nunique() > 1:
+        by = [*by, "language"]  # a file in several languages: theme shares per language
     present: dict[Tag, np.ndarray] = {}
     for i, row_hits in enumerate(data.hits):
         for hit in row_hits:

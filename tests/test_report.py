@@ -1,3 +1,4 @@
+import json
 """The analyst report, on a small file tagged by the tiny model (fake encoder)."""
 
 import csv
@@ -171,3 +172,24 @@ def test_a_file_that_was_not_tagged_is_refused(tmp_path):
     export = write_export(tmp_path / "export.csv", rows=8)
     with pytest.raises(InvalidInputError, match="no 'themes' column"):
         build_report(export, tmp_path / "r.html")
+
+
+def test_a_file_in_several_languages_gets_shares_per_language_and_skips_unscored_rows(tmp_path):
+    from feedback_nlp.report import analyse, read_tagged
+
+    rows = (
+        [{"text": f"slow reply {i}", "themes": [{"theme": "speed", "polarity": "negative"}], "language": "en",
+          "language_supported": True} for i in range(30)]
+        + [{"text": f"sehr freundlich {i}", "themes": [{"theme": "attitude", "polarity": "positive"}], "language": "de",
+            "language_supported": True} for i in range(20)]
+        + [{"text": f"tack {i}", "themes": [], "scores": {}, "language": "sv", "language_supported": False} for i in range(10)]
+    )
+    for row in rows:
+        row.setdefault("scores", {"speed": 0.9, "attitude": 0.9})
+    path = tmp_path / "tagged.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    a = analyse(read_tagged(path))
+    assert a.n == 50  # the Swedish comments were not scored: not counted as "no theme"
+    [seg] = a.segments
+    assert seg.column == "language" and set(seg.segments) == {"en", "de"}
+    assert seg.sizes["en"] == 30 and seg.sizes["de"] == 20
