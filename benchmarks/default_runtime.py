@@ -37,11 +37,11 @@ def corpus(n: int) -> list[str]:
     return [texts[i % len(texts)] for i in range(n)]
 
 
-def first_answer(model: Path, flags: list[str]) -> tuple[float, int]:
+def first_answer(model: Path, flags: list[str], cwd: Path = ROOT) -> tuple[float, int]:
     cmd = [sys.executable, "-c", CLI, "classify", "-", "--model", str(model), *flags]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, input=b'{"text": "Quick fix but the technician was rude."}\n', capture_output=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=ROOT)
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(cwd)}, cwd=cwd)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(proc.stderr.decode()[-2000:])

@@ -5,7 +5,8 @@ parts), routes English to the shipped English engine, and scores held-out commen
 by writers who wrote no training data (``training/multilingual/heldout/``): a parallel set (the
 same 260 comments in en/de/fr/es) and native sets per language.
 
-    python benchmarks/multilingual.py --out benchmarks/results/multilingual.json
+    python benchmarks/multilingual.py --out benchmarks/results/multilingual.json      # candidates
+    python benchmarks/multilingual.py --shipped --out benchmarks/results/multilingual_shipped.json
 """
 
 from __future__ import annotations
@@ -69,9 +70,18 @@ def main(argv=None):
     ap.add_argument("--out", type=Path)
     ap.add_argument("--candidates", default="lex=0.5;lex=0.5,w=3;lex=0.7",
                     help="semicolon-separated engines: lex=<lexical weight>, w=<weight of non-English rows>, en_only")
+    ap.add_argument("--shipped", action="store_true", help="only score the model folder as shipped (no candidates)")
     args = ap.parse_args(argv)
     train = read(ROOT / "training" / "data" / "train.jsonl")
     sets = heldout_sets()
+    if args.shipped:  # the model folder as it is: routed by its own engines
+        model = load_model(args.model)
+        results = {"shipped": {"model": str(args.model), "routed_given": evaluate(model, sets, True),
+                               "routed_detected": evaluate(model, sets, False)}}
+        print(json.dumps(results, indent=2))
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
+        return
     main_engine = load_model(args.model)
     main_engine.languages = ["en"]  # the main engine answers English; the candidates the rest
     results = {"main_alone": evaluate(main_engine, sets, True)}

@@ -444,6 +444,14 @@ def render_card(manifest: dict) -> str:
         + "."
         + (f" Default runtime: `{manifest['runtime']}`." if manifest.get("runtime") else ""),
         "",
+    ]
+    if manifest.get("engines"):
+        lines += ["## Languages", "",
+                  f"Each comment's language is detected (or given) and the comment goes to the engine for it: "
+                  f"this folder's encoder and heads for {', '.join(manifest.get('languages') or ['any language'])}; "
+                  + "; ".join(f"`{e['path']}/` ({e['name']}) for {', '.join(e['languages'])}" for e in manifest["engines"])
+                  + ". Other languages are answered `\"language_supported\": false`, unscored.", ""]
+    lines += [
         "| theme | name | polarity | threshold |",
         "|---|---|---|---|",
     ]

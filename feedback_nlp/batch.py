@@ -358,7 +358,7 @@ def _note_problems(chunk: Chunk, text_column, id_column, max_chars, summary: Sum
         if len(text) > max_chars:
             summary.truncated += 1
             problems.append(f"text of {len(text):,} characters truncated to {max_chars:,} for the model")
-        if "\ufffd" in text:
+        if "\ufffd" in text and i not in chunk.notes:
             problems.append("undecodable bytes replaced")
         if "\x00" in text:
             problems.append("NUL characters replaced")

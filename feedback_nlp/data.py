@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import re
 import os
 import sys
 from collections.abc import Iterator
@@ -48,6 +49,29 @@ class Chunk:
     first_row: int  # 1-based number of the first data row in the input
     errors: dict[int, str] = field(default_factory=dict)  # index in rows -> problem
     notes: dict[int, str] = field(default_factory=dict)  # index in rows -> a fix made while reading
+
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def repair_strings(value):
+    """``value`` with unpaired UTF-16 surrogates (valid in JSON, unwritable as UTF-8) replaced
+    by U+FFFD in every string it holds; and whether anything was replaced."""
+    if isinstance(value, str):
+        fixed = _SURROGATE_RE.sub("\ufffd", value)
+        return fixed, fixed != value
+    if isinstance(value, dict):
+        out, changed = {}, False
+        for k, v in value.items():
+            k2, c1 = repair_strings(k)
+            v2, c2 = repair_strings(v)
+            out[k2] = v2
+            changed = changed or c1 or c2
+        return out, changed
+    if isinstance(value, list):
+        pairs = [repair_strings(v) for v in value]
+        return [v for v, _ in pairs], any(c for _, c in pairs)
+    return value, False
 
 
 def _clean(value) -> str:
@@ -98,6 +122,9 @@ def _jsonl_chunks(path, chunk_size) -> Iterator[Chunk]:
                 row = json.loads(line)
                 if not isinstance(row, dict):
                     raise ValueError(f"a line must be a JSON object, got {type(row).__name__}")
+                row, repaired = repair_strings(row)
+                if repaired:
+                    chunk.notes[len(chunk.rows)] = "unpaired UTF-16 surrogates replaced with U+FFFD"
             except ValueError as exc:
                 chunk.errors[len(chunk.rows)] = f"unreadable JSON ({exc})"
                 row = {"_raw": line.rstrip("\r\n")[:10_000]}

@@ -30,7 +30,9 @@ from fastapi import Depends, FastAPI, Header, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_nlp import ArtifactError, EncoderError, FeedbackNLPError, InvalidInputError, __version__, load_model
@@ -84,6 +86,8 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
 
 
 def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:  # FastAPI could not parse the body (e.g. bytes that are not UTF-8): like any bad body
+        return error_response(422, "invalid_request", "body: not valid JSON (send UTF-8 encoded JSON)")
     code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
     return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
@@ -91,14 +95,16 @@ def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
 EXCEPTION_HANDLERS: dict[Any, Callable] = {
     ApiError: lambda request, exc: error_response(exc.status, exc.code, exc.message, exc.headers),
     QueueFull: lambda request, exc: error_response(
-        429, "overloaded", f"the server is busy ({exc}); retry after the Retry-After seconds", {"Retry-After": "1"}),
+        429, "overloaded", f"the server is busy ({exc}); retry after the Retry-After seconds",
+        {"Retry-After": str(exc.retry_after)}),
     FeedbackNLPError: _library_error,
     RequestValidationError: _validation_error,
     StarletteHTTPException: _http_error,
 }
 ERROR_RESPONSES: dict[int | str, dict] = {
     status: {"model": ErrorResponse, "description": text} for status, text in (
-        (401, "Missing or wrong API key or signature"), (413, "Body too large"), (422, "Invalid request"),
+        (401, "Missing or wrong API key or signature"), (408, "Body not received in time"), (409, "Signed request already accepted (a replay)"),
+        (413, "Body too large"), (422, "Invalid request"),
         (429, "Queue full; see Retry-After"), (503, "Model not loaded yet; see Retry-After"))
 }
 
@@ -106,10 +112,12 @@ ERROR_RESPONSES: dict[int | str, dict] = {
 # --------------------------------------------------------------------------- ASGI middleware
 
 class BodyLimit:
-    """Answer 413 to bodies over ``limit`` bytes, declared or streamed, before anything parses them."""
+    """Answer 413 to bodies over ``limit`` bytes, declared or streamed, before anything parses
+    them, and 408 to a body that has not fully arrived ``timeout_s`` after the request began (a
+    client trickling its body would otherwise hold a connection and a task for as long as it likes)."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, timeout_s: float = 10.0):
+        self.app, self.limit, self.timeout_s = app, limit, timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -120,8 +128,14 @@ class BodyLimit:
         if declared.isdigit() and int(declared) > self.limit:
             return await too_large(scope, receive, send)
         chunks, size = [], 0
+        deadline = time.monotonic() + self.timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                slow = error_response(408, "request_timeout", f"the request body did not arrive within "
+                                      f"{self.timeout_s:g} s; send it at once", {"Connection": "close"})
+                return await slow(scope, receive, send)
             if message["type"] == "http.disconnect":
                 return
             chunks.append(message.get("body", b""))
@@ -164,7 +178,9 @@ class Observe:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                # A replayed answer (Idempotency-Key) carries its first request's id, in the body and here.
+                answered = state.get("request_id", request_id)
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", answered.encode())]
             await send(message)
 
         try:
@@ -207,8 +223,31 @@ def _timestamp(value: str) -> float | None:
         return None
 
 
-def verify_signature(settings: Settings, signature: str, timestamp: str | None, body: bytes) -> None:
-    """base64(HMAC-SHA256(secret, timestamp + body)) must match and the timestamp be fresh."""
+class SeenSignatures:
+    """Signatures accepted within the freshness window: the same signed request sent again
+    (a replay, or a sender's blind retry) is refused instead of being processed twice."""
+
+    def __init__(self, window_s: float, max_entries: int = 100_000):
+        self.window_s, self.max_entries = window_s, max_entries
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def first_time(self, signature: str) -> bool:
+        now = time.monotonic()
+        while self._seen and next(iter(self._seen.values())) <= now:
+            self._seen.popitem(last=False)
+        if signature in self._seen:
+            return False
+        # Twice the window: a timestamp may be up to window_s in the future as well as in the past.
+        self._seen[signature] = now + 2 * self.window_s
+        while len(self._seen) > self.max_entries:
+            self._seen.popitem(last=False)
+        return True
+
+
+def verify_signature(settings: Settings, signature: str, timestamp: str | None, body: bytes,
+                     seen: SeenSignatures | None = None) -> None:
+    """base64(HMAC-SHA256(secret, timestamp + body)) must match, the timestamp be fresh, and
+    the signature not have been accepted before (409 ``replayed``)."""
     when = _timestamp(timestamp or "")
     if when is None:
         raise _unauthorized(f"signed requests need a valid {settings.signature_timestamp_header} header")
@@ -219,6 +258,9 @@ def verify_signature(settings: Settings, signature: str, timestamp: str | None, 
     expected = base64.b64encode(hmac.new(secret, timestamp.encode() + body, hashlib.sha256).digest())
     if not hmac.compare_digest(expected, signature.encode()):
         raise _unauthorized(f"{settings.signature_header} does not match the body")
+    if seen is not None and not seen.first_time(signature):
+        raise ApiError(409, "replayed", "this signed request was already accepted; sign a new one (a new timestamp) "
+                       "to send it again")
 
 
 async def authenticate(
@@ -233,7 +275,7 @@ async def authenticate(
     signature = request.headers.get(settings.signature_header)
     if settings.webhook_secret is not None and signature is not None:
         timestamp = request.headers.get(settings.signature_timestamp_header)
-        return verify_signature(settings, signature, timestamp, await request.body())
+        return verify_signature(settings, signature, timestamp, await request.body(), request.app.state.seen_signatures)
     presented = (api_key or (bearer.credentials if bearer else "")).encode()
     # Compare with every key so the time taken does not tell which one nearly matched.
     matches = [hmac.compare_digest(presented, key.encode()) for key in settings.api_keys]
@@ -311,13 +353,22 @@ async def _load(app: FastAPI, settings: Settings) -> None:
         _log(logging.ERROR, event="model_load_failed", error=type(exc).__name__, message=str(exc))
         return
     metrics: Metrics = app.state.metrics
-    batcher = Batcher(classify_pairs(model), max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
-                      max_queue=settings.max_queue, on_batch=metrics.batch_size.observe,
+    batcher = Batcher(classify_pairs(model), max_batch=settings.max_batch, max_batch_chars=settings.max_batch_chars,
+                      max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue, max_delay_s=settings.max_delay_s,
+                      item_error=item_error, on_batch=metrics.batch_size.observe,
                       after_batch=trimmer(settings.malloc_trim_every_s))
     batcher.start()
     metrics.track_queue(lambda: batcher.queued)
     app.state.service = Service(model, batcher, Replies(settings.idempotency_ttl_s, settings.idempotency_max_entries))
     _log(logging.INFO, event="model_ready", **app.state.service.ref, seconds=round(time.perf_counter() - t0, 2))
+
+
+def item_error(exc: Exception) -> dict:
+    """The answer for one comment the model failed on while the others of its request were answered."""
+    _log(logging.ERROR, event="comment_failed", error=type(exc).__name__)
+    return {"themes": [], "scores": {}, "language": None, "language_supported": None,
+            "error": {"code": "model_error", "message": f"this comment could not be classified ({type(exc).__name__}); "
+                      "the others in the request were"}}
 
 
 @asynccontextmanager
@@ -335,13 +386,20 @@ async def lifespan(app: FastAPI):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings if settings is not None else Settings()
     metrics = Metrics()
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc load their scripts from this server (assets ship in the
+    # fastapi-offline package), never from a CDN.
+    app = FastAPIOffline(
         title="feedback-nlp", version=__version__, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS,
         description="Tag IT service-desk survey comments with themes, polarity and evidence.",
     )
     app.state.settings, app.state.metrics = settings, metrics
     app.state.service, app.state.load_error = None, None
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.state.seen_signatures = SeenSignatures(settings.signature_max_age_s)
+    if settings.cors_origins:  # off by default: browsers elsewhere may not call the API
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"])
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(Observe, metrics=metrics)
     authenticated = [Depends(authenticate)]
 
@@ -371,7 +429,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def model_info(request: Request) -> dict:
         """Taxonomy, thresholds, encoder and evaluation metrics of the loaded model."""
         service = _service(request)
-        keys = ("name", "version", "created", "format_version", "mode", "encoder", "taxonomy", "thresholds", "metrics", "training")
+        keys = ("name", "version", "created", "format_version", "mode", "encoder", "languages", "engines", "taxonomy",
+                "thresholds", "metrics", "training")
         limits = {"max_items": MAX_ITEMS, "max_chars": service.model.max_chars, "max_body_bytes": settings.max_body_bytes}
         return {**{k: service.manifest.get(k) for k in keys}, "limits": limits}
 
@@ -398,6 +457,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else:
             key = (idempotency_key, hashlib.sha256(await request.body()).digest())
             content = await service.replies.get_or_run(key, answer)
+            request.state.request_id = json.loads(content)["request_id"]  # the first answer's id
         return Response(content, media_type="application/json")
 
     return app

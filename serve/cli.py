@@ -26,6 +26,26 @@ LOG_CONFIG = {
 }
 
 
+PORT_IN_USE = 5  # its own exit code: 3 is a bad model folder, 2 a bad setting
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Exit with PORT_IN_USE and a clear message when ``host:port`` cannot be bound."""
+    import socket
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            typer.echo(f"error: cannot listen on {host}:{port} ({exc.strerror or exc}); another process uses the port? "
+                       "choose another with --port or FEEDBACK_NLP_PORT", err=True)
+            raise typer.Exit(PORT_IN_USE) from None
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     @handle_errors
@@ -51,6 +71,7 @@ def register(app: typer.Typer) -> None:
         # Fail here, with a clear message, rather than in every worker after startup.
         path = (settings.model or default_model_path()).resolve()
         verify_model(path)
+        _check_port_free(settings.host, settings.port)
         # Workers are separate processes that build their settings from the environment.
         os.environ["FEEDBACK_NLP_MODEL"] = str(path)
         # torch's OpenMP threads sleep when idle instead of spinning: the server shares its cores with
@@ -58,6 +79,6 @@ def register(app: typer.Typer) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         uvicorn.run(
             "serve.app:create_app", factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-            timeout_keep_alive=settings.keep_alive_s,
+            timeout_keep_alive=settings.keep_alive_s, limit_concurrency=settings.limit_concurrency,
             log_config=LOG_CONFIG, access_log=False,  # the app logs each request itself, without bodies
         )

@@ -29,10 +29,14 @@ class ClassifyRequest(BaseModel):
     language: str | None = Field(None, pattern=r"^[a-z]{2,3}$", examples=["de"], description=(
         "ISO 639-1 code for every comment of the request (an item's own `language` wins); omit to detect."))
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"text": "Quick fix but the technician was rude"},
-        {"items": [{"id": "INC0012345", "text": "Still broken after three calls."}]},
-    ]})
+    # "Exactly one of text and items", stated in the schema so generated clients get it right.
+    model_config = ConfigDict(json_schema_extra={
+        "oneOf": [{"required": ["text"], "not": {"required": ["items"]}},
+                  {"required": ["items"], "not": {"required": ["text"]}}],
+        "examples": [
+            {"text": "Quick fix but the technician was rude"},
+            {"items": [{"id": "INC0012345", "text": "Still broken after three calls."}]},
+        ]})
 
     @model_validator(mode="after")
     def _one_form(self):
@@ -44,6 +48,11 @@ class ClassifyRequest(BaseModel):
         items = self.items if self.items is not None else [Item(text=self.text)]
         return [item if item.language or not self.language else item.model_copy(update={"language": self.language})
                 for item in items]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
 
 
 class Evidence(BaseModel):
@@ -66,9 +75,11 @@ class Result(BaseModel):
     scores: dict[str, float]
     tags: list[str] = Field(..., examples=[["feedback_speed_positive", "feedback_attitude_negative"]])
     truncated: bool | None = Field(None, description="Present (true) when the comment was cut to the model's limit.")
-    language: str = Field(..., examples=["en"], description="ISO 639-1 code of the comment's language (given or detected).")
-    language_supported: bool = Field(..., description=(
+    language: str | None = Field(..., examples=["en"], description="ISO 639-1 code of the comment's language (given or detected).")
+    language_supported: bool | None = Field(..., description=(
         "false when the model does not cover the language: the comment is not scored (no themes, no scores)."))
+    error: ErrorBody | None = Field(None, description=(
+        "Present when this one comment could not be classified; the others in the request were."))
 
 
 class ModelRef(BaseModel):
@@ -80,11 +91,6 @@ class ClassifyResponse(BaseModel):
     model: ModelRef
     request_id: str
     results: list[Result]
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
 
 
 class ErrorResponse(BaseModel):

@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     max_batch: int = Field(64, ge=1, description="Most comments per model call.")
     max_wait_ms: float = Field(5.0, ge=0, description="Longest a comment waits for others to share its model call.")
     max_queue: int = Field(1024, ge=1, description="Comments waiting for the model beyond which requests get 429.")
+    max_batch_chars: int = Field(
+        32_000, ge=1000, description="Most characters per model call: a bigger request is split into pieces that "
+        "take turns with the other requests, so a small one never waits behind it for long."
+    )
+    max_delay_s: float = Field(
+        5.0, gt=0, description="A request whose expected wait (from the work queued and the model's measured speed) "
+        "is longer than this gets 429 at once, with Retry-After, instead of waiting."
+    )
 
     threads: int = Field(
         1, ge=1, description="Model calls each encoder part runs at once, one thread each (the parts of the default "
@@ -61,11 +69,21 @@ class Settings(BaseSettings):
         "system (malloc_trim; keeps RSS flat, see serve/memory.py); 0 never."
     )
 
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins whose browser pages may call the API "
+        "(e.g. https://acme.service-now.com); empty (the default): no cross-origin access."
+    )
+
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    body_timeout_s: float = Field(10.0, gt=0, description="A request body must arrive within this long (else 408).")
+    limit_concurrency: int = Field(
+        256, ge=1, description="Most connections and requests at once per worker; beyond it uvicorn answers 503 "
+        "at once (stalled clients cannot pile up)."
+    )
     idempotency_ttl_s: int = Field(600, ge=0)
     idempotency_max_entries: int = Field(10_000, ge=0)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value):
         if isinstance(value, str):

@@ -176,3 +176,23 @@ def test_seen_ids_find_duplicates_across_spills():
     assert firsts[:30] == [None] * 30
     assert firsts[30:] == [i % 30 for i in range(30, 100)]
     assert len(seen) == 30
+
+
+def test_lone_surrogates_in_jsonl_give_rows_and_a_note(model_dir, tmp_path):
+    from feedback_nlp import load_model
+    from feedback_nlp.batch import classify_file
+
+    src = tmp_path / "in.jsonl"
+    # As JSON allows and JavaScript clients send when they cut a string mid-emoji.
+    src.write_text('{"id": "a", "text": "Great service \\ud83d"}\n{"id": "b\\udc00", "text": "slow and rude"}\n'
+                   '{"id": "c", "text": "fine"}\n', encoding="utf-8")
+    for ext in ("jsonl", "csv", "parquet"):
+        out, errors = tmp_path / f"out.{ext}", tmp_path / f"errors-{ext}.jsonl"
+        summary = classify_file(load_model(model_dir), src, out, errors_path=errors, id_column="id")
+        assert summary.rows == 3
+        problems = [json.loads(line) for line in errors.read_text().splitlines()]
+        assert [(p["row"], p["problem"]) for p in problems] == [
+            (1, "unpaired UTF-16 surrogates replaced with U+FFFD"), (2, "unpaired UTF-16 surrogates replaced with U+FFFD")]
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in rows] == ["Great service \ufffd", "slow and rude", "fine"]
+    assert rows[1]["id"] == "b\ufffd"

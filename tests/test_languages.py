@@ -209,7 +209,8 @@ def test_training_routes_rows_to_engines_by_language(tmp_path):
             for text, themes in _rows(pairs):
                 fh.write(json.dumps({"text": text, "themes": themes, "language": lang}) + "\n")
     config = TrainConfig(encoder="hashing", cv=3, languages="en", embedding_cache=None,
-                         engines=[{"name": "multilingual", "encoder": "hashing", "languages": "de,fr", "lexical_weight": 0.0}])
+                         engines=[{"name": "multilingual", "encoder": "hashing", "languages": "de,fr", "lexical_weight": 0.0,
+                                  "language_weight": 2}])
     lines = []
     model, _ = train_model(data, tmp_path / "out", config, log=lines.append)
     assert isinstance(model, LanguageRouter)

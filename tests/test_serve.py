@@ -19,6 +19,7 @@ import pytest
 from feedback_nlp import InvalidInputError, ThemeClassifier, load_model
 from serve import app as app_module
 from serve.app import create_app
+from serve.batcher import Batcher, QueueFull
 from serve.schemas import tags_for
 from serve.settings import Settings
 
@@ -502,3 +503,217 @@ def test_serve_command_passes_settings_to_uvicorn(monkeypatch, model_dir):
     monkeypatch.delenv("FEEDBACK_NLP_KEEP_ALIVE_S")
     CliRunner().invoke(cli_app, ["serve", "--model", str(model_dir)])
     assert seen["timeout_keep_alive"] > 60
+
+
+# --------------------------------------------------------------------------- integrator defects (issue 17)
+
+@pytest.mark.anyio
+async def test_a_replayed_signed_request_is_refused(settings):
+    body = json.dumps({"items": [{"id": "1234", "text": RUDE}]}).encode()
+    now = datetime.now(timezone.utc)
+    async with serving(settings(webhook_secret="s3cret")) as client:
+        headers = signed("s3cret", body, now)
+        assert (await client.post("/v1/classify", content=body, headers=headers)).status_code == 200
+        again = await client.post("/v1/classify", content=body, headers=headers)
+        assert again.status_code == 409 and error_code(again) == "replayed"
+        # Signed anew (another timestamp), the same body is accepted.
+        fresh = signed("s3cret", body, now + timedelta(seconds=1))
+        assert (await client.post("/v1/classify", content=body, headers=fresh)).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_an_idempotent_replay_carries_the_first_request_id_in_header_and_body(settings):
+    async with serving(settings()) as client:
+        payload = {"text": RUDE}
+        first = await client.post("/v1/classify", json=payload, headers={"Idempotency-Key": "k1"})
+        again = await client.post("/v1/classify", json=payload, headers={"Idempotency-Key": "k1", "X-Request-ID": "retry-2"})
+    assert first.headers["x-request-id"] == first.json()["request_id"]
+    assert again.headers["x-request-id"] == again.json()["request_id"] == first.json()["request_id"]
+
+
+def test_openapi_says_exactly_one_of_text_and_items(model_dir):
+    import jsonschema
+
+    from serve.app import create_app
+    from serve.settings import Settings
+
+    schema = create_app(Settings(model=model_dir)).openapi()
+    validator = jsonschema.Draft202012Validator({"$ref": "#/components/schemas/ClassifyRequest",
+                                                 "components": schema["components"]})
+    assert validator.is_valid({"text": "a"}) and validator.is_valid({"items": [{"text": "a"}]})
+    assert not validator.is_valid({"text": "a", "items": [{"text": "b"}]})
+    assert not validator.is_valid({})
+
+
+@pytest.mark.anyio
+async def test_docs_render_from_local_assets_only(settings):
+    import re
+
+    async with serving(settings()) as client:
+        page = (await client.get("/docs")).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert assets and all(a.startswith("/") for a in assets), assets  # nothing from another host
+        for asset in assets:
+            assert (await client.get(asset)).status_code == 200, asset
+        assert "/openapi.json" in page and (await client.get("/redoc")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_unparseable_json_is_a_json_error_with_the_documented_status(settings):
+    async with serving(settings()) as client:
+        r = await client.post("/v1/classify", content=b'{"text": "unterminated', headers={"Content-Type": "application/json"})
+        assert r.status_code == 422 and error_code(r) == "invalid_request"
+        r = await client.post("/v1/classify", content=b'\xff\xfe{"text": "a"}', headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and error_code(r) == "invalid_request" and "UTF-8" in r.json()["error"]["message"]
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "serving.md").read_text(encoding="utf-8")
+    assert "| 422 | `invalid_request` | not JSON" in docs
+
+
+@pytest.mark.anyio
+async def test_cors_is_off_by_default_and_follows_the_setting(settings):
+    preflight = {"Origin": "https://acme.service-now.com", "Access-Control-Request-Method": "POST"}
+    async with serving(settings()) as client:
+        r = await client.options("/v1/classify", headers=preflight)
+        assert "access-control-allow-origin" not in r.headers
+    async with serving(settings(cors_origins="https://acme.service-now.com")) as client:
+        r = await client.options("/v1/classify", headers=preflight)
+        assert r.headers["access-control-allow-origin"] == "https://acme.service-now.com"
+        r = await client.post("/v1/classify", json={"text": "ok"}, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+
+
+def test_serve_exits_with_its_own_code_when_the_port_is_taken(model_dir):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from feedback_nlp.cli import app as cli_app
+    from serve.cli import PORT_IN_USE
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli_app, ["serve", "--model", str(model_dir), "--port", str(port)])
+    assert result.exit_code == PORT_IN_USE != 3
+    assert f"127.0.0.1:{port}" in result.output and "--port" in result.output
+
+
+@pytest.mark.anyio
+async def test_a_small_request_behind_a_giant_takes_its_turn():
+    calls = []
+
+    def model(texts):
+        calls.append(len(texts))
+        time.sleep(0.001 * sum(len(t) for t in texts) / 1000)
+        return [t[:3] for t in texts]
+
+    batcher = Batcher(model, max_wait_ms=0, max_batch_chars=40_000, max_delay_s=1000)
+    batcher.start()
+    try:
+        done = []
+        giant = asyncio.ensure_future(batcher.submit(["x" * 20_000] * 100))
+        giant.add_done_callback(lambda _: done.append("giant"))
+        await asyncio.sleep(0)  # the giant is queued first
+        small = await batcher.submit(["one comment"])
+        done.append("small")
+        assert small == ["one"]
+        assert (await giant) == ["xxx"] * 100
+        assert done == ["small", "giant"]
+        # The giant was cut into pieces of at most 40,000 characters; the small request rode with the first or second.
+        assert max(calls) <= 3 and len(calls) >= 50
+    finally:
+        await batcher.stop()
+
+
+@pytest.mark.anyio
+async def test_work_that_would_wait_too_long_is_refused_at_once_with_retry_after():
+    release = threading.Event()
+
+    def model(texts):
+        release.wait(5)
+        return texts
+
+    batcher = Batcher(model, max_wait_ms=0, max_batch_chars=10_000, max_delay_s=2, chars_per_s=100_000)
+    batcher.start()
+    try:
+        first = asyncio.ensure_future(batcher.submit(["x" * 10_000] * 100))  # 1 MB: always taken on an empty queue
+        await asyncio.sleep(0.05)
+        with pytest.raises(QueueFull) as refused:
+            await batcher.submit(["y" * 10_000] * 100)  # another ~10 s of work
+        assert refused.value.retry_after >= 5
+        small = asyncio.ensure_future(batcher.submit(["ok"]))  # a turn after one piece: admitted
+        release.set()
+        assert await small == ["ok"] and len(await first) == 100
+    finally:
+        release.set()
+        await batcher.stop()
+
+
+@pytest.mark.anyio
+async def test_a_comment_the_model_fails_on_never_fails_the_others():
+    def model(texts):
+        if "boom" in texts:
+            raise RuntimeError("tokenizer broke")
+        return [t.upper() for t in texts]
+
+    batcher = Batcher(model, max_wait_ms=20, item_error=lambda exc: {"error": type(exc).__name__})
+    batcher.start()
+    try:
+        mixed, other = await asyncio.gather(batcher.submit(["a", "boom", "b"]), batcher.submit(["c"]))
+        assert mixed == ["A", {"error": "RuntimeError"}, "B"] and other == ["C"]
+        with pytest.raises(RuntimeError):  # nothing to answer with: the request fails
+            await batcher.submit(["boom"])
+    finally:
+        await batcher.stop()
+
+
+@pytest.mark.anyio
+async def test_http_answers_the_other_comments_when_one_fails(settings, monkeypatch):
+    original = ThemeClassifier.classify
+
+    def classify(self, X, languages=None):
+        X = list(X)
+        if any("explode" in x for x in X):
+            raise TypeError("inside the tokenizer")
+        return original(self, X) if languages is None else original(self, X, languages)
+
+    monkeypatch.setattr(ThemeClassifier, "classify", classify)
+    async with serving(settings(max_wait_ms=50)) as client:
+        mixed, alone = await asyncio.gather(
+            client.post("/v1/classify", json={"items": [{"id": 1, "text": RUDE}, {"id": 2, "text": "explode"}]}),
+            client.post("/v1/classify", json={"text": RUDE}))
+    assert mixed.status_code == 200 and alone.status_code == 200
+    first, second = mixed.json()["results"]
+    assert first["themes"] and "error" not in first or first.get("error") is None
+    assert second["error"]["code"] == "model_error" and second["themes"] == []
+    assert alone.json()["results"][0]["themes"]
+
+
+@pytest.mark.anyio
+async def test_a_trickled_body_is_cut_off_with_408(settings):
+    async def trickle():
+        yield b'{"text": "slow'
+        await asyncio.sleep(1.0)
+        yield b' client"}'
+
+    async with serving(settings(body_timeout_s=0.3)) as client:
+        r = await client.post("/v1/classify", content=trickle(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 408 and error_code(r) == "request_timeout"
+        assert (await client.post("/v1/classify", json={"text": "on time"})).status_code == 200
+
+
+def test_serve_command_limits_concurrent_connections(monkeypatch, model_dir):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from feedback_nlp.cli import app as cli_app
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kwargs: seen.update(kwargs))
+    monkeypatch.setenv("FEEDBACK_NLP_MODEL", str(model_dir))
+    monkeypatch.setenv("FEEDBACK_NLP_LIMIT_CONCURRENCY", "64")
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    result = CliRunner().invoke(cli_app, ["serve", "--model", str(model_dir), "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert seen["limit_concurrency"] == 64

@@ -110,7 +110,9 @@ def main(argv=None) -> None:
     short = {"positive": "pos", "negative": "neg", None: None}
     by_split: dict[str, list[dict]] = {name: [] for name, _ in SPLITS}
     for i, row in enumerate(unique):
-        split = _split_of(unique[root[i]]["text"])
+        # Translations (ml_tr_*) render train-split comments: they stay in train, so no dev or
+        # test comment is a translation of a training one.
+        split = "train" if row["source"].startswith("ml_tr_") else _split_of(unique[root[i]]["text"])
         by_split[split].append({"text": row["text"], "themes": {k: short[v] for k, v in row["themes"].items()},
                                 "source": row["source"], "language": row["language"]})
     for name, items in by_split.items():

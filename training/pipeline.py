@@ -52,6 +52,7 @@ class TrainConfig:
     languages: str | None = None  # comma-separated ISO codes the model is for, main one first ("en"); none = any
     # More engines for other languages (feedback_nlp.router), a TOML array of tables:
     #   [[engines]]  name = "multilingual"  encoder = "use"  languages = "de,fr,es"  lexical_weight = 0.5
+    #                language_weight = 3   # how much a row in one of the engine's languages counts (default 1)
     # Each trains on every row; the main engine on the rows in `languages` (a "language" column, else detected).
     engines: list | None = None
 
@@ -74,10 +75,10 @@ class TrainConfig:
     def language_list(self) -> list[str] | None:
         return _codes(self.languages, "languages")
 
-    def engine_params(self) -> list[tuple[str, dict]]:
-        """(name, classifier parameters) of every engine besides the main one."""
+    def engine_params(self) -> list[tuple[str, dict, float]]:
+        """(name, classifier parameters, language weight) of every engine besides the main one."""
         out = []
-        known = {"name", "encoder", "languages", "lexical_weight"}
+        known = {"name", "encoder", "languages", "lexical_weight", "language_weight"}
         for i, entry in enumerate(self.engines or []):
             if not isinstance(entry, dict) or set(entry) - known or not entry.get("encoder") or not entry.get("languages"):
                 raise InvalidInputError(
@@ -85,7 +86,10 @@ class TrainConfig:
             params = self.classifier_params()
             params.update(encoder=entry["encoder"], languages=_codes(entry["languages"], f"engines[{i}].languages"),
                           lexical_weight=float(entry.get("lexical_weight", self.lexical_weight)))
-            out.append((str(entry.get("name", f"engine{i + 2}")), params))
+            weight = float(entry.get("language_weight", 1.0))
+            if weight <= 0:
+                raise InvalidInputError(f"engines[{i}].language_weight must be positive, not {weight}")
+            out.append((str(entry.get("name", f"engine{i + 2}")), params, weight))
         return out
 
 
@@ -423,13 +427,18 @@ def train_model(
             log(f"main engine: {len(rows)} rows in {', '.join(params['languages'] or ['any language'])}")
             engines = [Engine("main", main)]
             shared: dict[str, object] = {}  # one cached encoder per spec across engines
-            for engine_name, engine_params in others:
+            for engine_name, engine_params, language_weight in others:
                 spec = engine_params["encoder"]
                 if spec not in shared:
                     shared[spec] = make_encoder(config, load_encoder(spec))
                 engine_params["encoder"] = shared[spec]
                 log(f"engine {engine_name} ({spec}, {', '.join(engine_params['languages'])}): {len(texts)} rows")
-                engine = ThemeClassifier(**engine_params).fit(texts, labels, sample_weight=weights)
+                engine_weights = weights
+                if language_weight != 1:  # rows in the engine's own languages count more
+                    base_w = weights or [1.0] * len(texts)
+                    engine_weights = [w * (language_weight if languages[i] in engine_params["languages"] else 1.0)
+                                      for i, w in enumerate(base_w)]
+                engine = ThemeClassifier(**engine_params).fit(texts, labels, sample_weight=engine_weights)
                 engine.metrics_ = {}
                 engine.training_ = {"rows": len(texts), "languages": dict(Counter(languages))}
                 engines.append(Engine(engine_name, engine))
