@@ -720,7 +720,7 @@ class ThemeClassifier:
         self._check_fitted()
         X = list(X)
         texts = self._prepare(X)[0]
-        codes = resolve_languages(texts, languages, default=self.main_language)
+        codes = resolve_languages(texts, languages, default=self.main_language, supported=self.languages)
         supported = [self.supports(c) for c in codes]
         keep = [i for i, ok in enumerate(supported) if ok]
         results = [{"themes": [], "scores": {}, "language": c, "language_supported": False} for c in codes]

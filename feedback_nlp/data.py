@@ -268,18 +268,29 @@ def write_labelled(path: str | Path, texts, labels) -> None:
 # --- writers ---------------------------------------------------------------------------
 
 
+RESULT_KEYS = ("themes", "scores", "truncated", "language", "language_supported")
+
+
+def flat_columns(theme_ids: list[str]) -> list[str]:
+    """The columns classification adds to CSV/Parquet output, in order."""
+    return ["themes", *(f"score_{t}" for t in theme_ids), "language", "language_supported"]
+
+
 def flatten_rows(rows: list[dict], theme_ids: list[str]) -> list[dict]:
     """Classified rows as flat columns (the CSV/Parquet output): the input's columns, then
-    ``themes`` ("theme:polarity;theme...") and one ``score_<theme>`` per theme."""
+    ``themes`` ("theme:polarity;theme..."), one ``score_<theme>`` per theme (empty when the
+    comment was not scored), ``language`` and ``language_supported``."""
     flat = []
     for row in rows:
-        out = {k: v for k, v in row.items() if k not in ("themes", "scores", "truncated")}
+        out = {k: v for k, v in row.items() if k not in RESULT_KEYS}
         out["themes"] = ";".join(
             f"{t['theme']}:{t['polarity']}" if t.get("polarity") else t["theme"] for t in row["themes"]
         )
         scored = row.get("language_supported", True)  # a comment in an unsupported language has no scores
         for theme in theme_ids:
             out[f"score_{theme}"] = row["scores"].get(theme, 0.0) if scored else None
+        out["language"] = row.get("language")
+        out["language_supported"] = row.get("language_supported")
         flat.append(out)
     return flat
 
@@ -340,7 +351,13 @@ class Writer:
             flat = self._flat(rows)
             if self._parquet is None:
                 table = pa.Table.from_pylist(flat)
-                self._schema = table.schema
+                # The added columns' types are fixed, whatever the first chunk holds (all-null scores
+                # when its comments were in an unsupported language).
+                types = {"themes": pa.string(), "language": pa.string(), "language_supported": pa.bool_()}
+                fixed = [pa.field(f.name, types.get(f.name, pa.float64())) if f.name in flat_columns(self.theme_ids) else f
+                         for f in table.schema]
+                self._schema = pa.schema(fixed)
+                table = table.cast(self._schema)
                 self._parquet = pq.ParquetWriter(self.path, self._schema)
             else:
                 table = pa.Table.from_pylist(flat, schema=self._schema)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .batch import classify_records
-from .data import FORMATS, detect_format, flatten_rows
+from .data import FORMATS, RESULT_KEYS, detect_format, flat_columns, flatten_rows
 from .errors import InvalidInputError
 
 RAY_FORMATS = ("parquet", "csv")
@@ -45,7 +45,7 @@ class BatchClassifier:
         self.text_column = text_column
         self.redact = redact
         self.theme_ids = [str(c) for c in self.model.classes_]
-        self.added = ["themes"] + [f"score_{t}" for t in self.theme_ids]
+        self.added = flat_columns(self.theme_ids)
 
     def __call__(self, batch):
         import pandas as pd
@@ -60,11 +60,11 @@ class BatchClassifier:
         # other columns keep their Arrow types.
         rows = classify_records(self.model, [{self.text_column: t} for t in texts], self.text_column, redact=self.redact) if texts else []
         flat = pd.DataFrame(flatten_rows(rows, self.theme_ids), index=batch.index, columns=[self.text_column, *self.added])
-        out = batch.drop(columns=[c for c in (*self.added, "scores", "truncated") if c in batch.columns])
+        out = batch.drop(columns=[c for c in (*self.added, *RESULT_KEYS) if c in batch.columns])
         if self.redact:
             out[self.text_column] = flat[self.text_column]
         for name in self.added:
-            out[name] = flat[name].astype(object if name == "themes" else "float64")
+            out[name] = flat[name].astype("float64" if name.startswith("score_") else object)
         return out
 
 
@@ -157,8 +157,9 @@ def _output_schema(ds, added: list[str]):
 
     base = ds.schema()
     base = getattr(base, "base_schema", base)
-    fields = [f for f in base if f.name not in (*added, "scores", "truncated")]
-    return pa.schema(fields + [pa.field("themes", pa.string())] + [pa.field(n, pa.float64()) for n in added[1:]])
+    fields = [f for f in base if f.name not in (*added, *RESULT_KEYS)]
+    types = {"themes": pa.string(), "language": pa.string(), "language_supported": pa.bool_()}
+    return pa.schema(fields + [pa.field(n, types.get(n, pa.float64())) for n in added])
 
 
 def _write_in_order(tagged, output_path: str, fmt: str, schema, rows_per_file: int = ROWS_PER_FILE) -> list[str]:
@@ -269,7 +270,7 @@ def classify_path(
             ds, model, text_column=text_column, concurrency=concurrency, batch_size=batch_size,
             num_gpus=num_gpus, redact=redact, runtime=runtime,
         )
-        added = ["themes"] + [f"score_{t}" for t in _theme_ids(model)]
+        added = flat_columns(_theme_ids(model))
         return _write_in_order(tagged, output_path, out_fmt, _output_schema(ds, added), rows_per_file)
     finally:
         context.execution_options.preserve_order = kept

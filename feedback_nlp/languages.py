@@ -36,6 +36,9 @@ NAMES = {
     "vi": "Vietnamese", "zh": "Chinese",
 }
 DEFAULT_MIN_CONFIDENCE = 0.5
+# A language the model does not cover is only named when the detector is this sure: below it,
+# the likeliest covered language is taken ("Sighed at me. Twice." reads 0.68 Danish).
+UNSUPPORTED_MIN_CONFIDENCE = 0.9
 _LETTER_RE = re.compile(r"[^\W\d_]")
 _CODE_RE = re.compile(r"^[a-z]{2,3}$")
 
@@ -72,17 +75,26 @@ class LanguageDetector:
                 self._identifier = identifier
         return self._identifier
 
-    def detect_one(self, text: str) -> tuple[str, float]:
-        """(language, confidence) for one text; the default with confidence 0.0 when unsure."""
+    def detect_one(self, text: str, supported: Sequence[str] | None = None) -> tuple[str, float]:
+        """(language, confidence) for one text; the default with confidence 0.0 when unsure.
+
+        With ``supported``, a language outside it is returned only at UNSUPPORTED_MIN_CONFIDENCE
+        or above; otherwise the likeliest supported language (if sure enough) or the default.
+        """
         if not text or not _LETTER_RE.search(text):
             return self.default, 0.0
         code, p = self._model().classify(text)
+        if supported is not None and code not in supported and p < UNSUPPORTED_MIN_CONFIDENCE:
+            # The likeliest covered language, its probability renormalised over the covered ones.
+            ranked = [(c, q) for c, q in self._model().rank(text) if c in supported]
+            total = sum(q for _, q in ranked)
+            code, p = (ranked[0][0], ranked[0][1] / total) if ranked and total > 0 else (self.default, 0.0)
         if p < self.min_confidence:
             return self.default, 0.0
         return str(code), float(p)
 
-    def detect(self, texts: Sequence[str]) -> list[str]:
-        return [self.detect_one(t)[0] for t in texts]
+    def detect(self, texts: Sequence[str], supported: Sequence[str] | None = None) -> list[str]:
+        return [self.detect_one(t, supported)[0] for t in texts]
 
 
 _DETECTORS: dict[tuple, LanguageDetector] = {}
@@ -97,8 +109,10 @@ def detector(default: str = "en", min_confidence: float = DEFAULT_MIN_CONFIDENCE
 
 
 def resolve_languages(texts: Sequence[str], given: Sequence[str | None] | str | None = None, *,
-                      default: str = "en", min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> list[str]:
-    """One language per text: the given one (a code for all, or one per text, None = detect) or detected."""
+                      default: str = "en", min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                      supported: Sequence[str] | None = None) -> list[str]:
+    """One language per text: the given one (a code for all, or one per text, None = detect) or
+    detected (see :meth:`LanguageDetector.detect_one` for ``supported``)."""
     if isinstance(given, str):
         code = check_language(given)
         return [code] * len(texts)
@@ -108,5 +122,5 @@ def resolve_languages(texts: Sequence[str], given: Sequence[str | None] | str | 
     out = []
     for i, text in enumerate(texts):
         code = given[i] if given is not None else None
-        out.append(check_language(code, f"languages[{i}]") if code else found.detect_one(text)[0])
+        out.append(check_language(code, f"languages[{i}]") if code else found.detect_one(text, supported)[0])
     return out

@@ -94,7 +94,8 @@ class LanguageRouter:
     def route(self, X, languages=None) -> tuple[list, list[str], list[int | None]]:
         X = list(X)
         texts = self.main._prepare(X)[0]
-        codes = resolve_languages(texts, languages, default=self.main_language)
+        covered = None if any(not e.languages for e in self.engines) else self.languages
+        codes = resolve_languages(texts, languages, default=self.main_language, supported=covered)
         return X, codes, [self.engine_for(c) for c in codes]
 
     def _groups(self, chosen: list[int | None]):

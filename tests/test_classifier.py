@@ -266,3 +266,22 @@ def test_encoders_never_see_lone_surrogates_or_nul(fitted):
     assert len(results) == 2 and seen
     assert not any(ch == "\x00" or "\ud800" <= ch <= "\udfff" for text in seen for ch in text)
     assert all(text.encode("utf-8") for text in seen)
+
+
+def test_any_json_string_gives_one_answer_with_offsets_inside_it(_fitted):
+    """Surrogates (Cs), private use (Co), unassigned (Cn), controls and NUL included."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    anything = st.text(alphabet=st.characters(exclude_categories=()), max_size=120)
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(st.lists(anything, min_size=1, max_size=4))
+    def check(texts):
+        results = _fitted.classify(texts)
+        assert len(results) == len(texts)
+        for text, result in zip(texts, results):
+            for hit in result["themes"]:
+                assert 0 <= hit["evidence"]["start"] <= hit["evidence"]["end"] <= len(text)
+
+    check()

@@ -61,6 +61,15 @@ def test_detects_the_languages_of_comments_and_falls_back_when_unsure():
     assert LanguageDetector(default="de").detect(["ok"]) == ["de"]
 
 
+def test_an_unsupported_language_is_named_only_when_the_detector_is_sure():
+    found = LanguageDetector(default="en")
+    covered = ["en", "de", "fr", "es"]
+    # Short English that reads a little Danish stays English; a short Spanish one that reads
+    # a little Catalan goes to Spanish; a clear Swedish sentence is named Swedish.
+    assert found.detect(["Sighed at me. Twice.", "super agil el servicio", "Tack för hjälpen, allt fungerar nu."],
+                        covered) == ["en", "es", "sv"]
+
+
 def test_given_languages_win_and_bad_codes_name_the_field():
     assert resolve_languages(["ok", "hola"], "fr") == ["fr", "fr"]
     assert resolve_languages(["The printer is broken again.", "x"], [None, "es"]) == ["en", "es"]

@@ -211,7 +211,7 @@ def test_default_model_routes_languages_and_scores_each_one(model):
     assert [e.name for e in model.engines] == ["main", "multilingual", "universal"]
     texts = [
         "Der Techniker war super schnell und sehr freundlich.",
-        "On m'a baladé de service en service et le problème n'est toujours pas résolu.",
+        "On m'a renvoyé d'un service à l'autre et le problème n'est toujours pas résolu.",
         "Tardaron tres semanas en contestar y nadie se hizo cargo.",
         "Tack för hjälpen, allt fungerar nu.",
     ]

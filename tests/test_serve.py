@@ -717,3 +717,30 @@ def test_serve_command_limits_concurrent_connections(monkeypatch, model_dir):
     result = CliRunner().invoke(cli_app, ["serve", "--model", str(model_dir), "--port", "0"])
     assert result.exit_code == 0, result.output
     assert seen["limit_concurrency"] == 64
+
+
+def test_any_json_string_over_http_is_answered_never_5xx(model_dir):
+    """Surrogates (Cs), private use (Co), unassigned (Cn) and NUL: one answer per comment, in one request."""
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    anything = st.text(alphabet=st.characters(exclude_categories=()), max_size=80)
+
+    async def post_all(batches):
+        async with serving(Settings(model=model_dir)) as client:
+            for texts in batches:
+                body = json.dumps({"items": [{"id": i, "text": t} for i, t in enumerate(texts)]})  # ASCII-escaped
+                r = await client.post("/v1/classify", content=body.encode(), headers={"Content-Type": "application/json"})
+                assert r.status_code == 200, r.text
+                assert [x["id"] for x in r.json()["results"]] == list(range(len(texts)))
+
+    seen: list[list[str]] = []
+
+    @given(st.lists(anything, min_size=1, max_size=5))
+    @hsettings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def collect(texts):
+        seen.append(texts)
+
+    collect()
+    asyncio.run(post_all(seen))
