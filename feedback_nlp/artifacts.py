@@ -376,12 +376,20 @@ def load_model(path: str | Path | None = None, *, encoder=None, runtime: str | N
     if not manifest.get("engines"):
         return main
     engines = [Engine("main", main)]
-    for entry in manifest["engines"]:
-        sub = path / entry["path"]
-        sub_manifest = read_manifest(sub)  # its files were verified with the folder's
-        model = _load_engine(sub, sub_manifest, encoder=None, runtime=None, threads=threads, share=main.encoder_)
-        engines.append(Engine(entry["name"], model))
-    return LanguageRouter(engines)
+    router = None
+
+    def loader(entry: dict):
+        def load():
+            sub = path / entry["path"]
+            sub_manifest = read_manifest(sub)  # its files were verified with the folder's
+            model = _load_engine(sub, sub_manifest, encoder=None, runtime=None, threads=threads, share=main.encoder_)
+            return router.check_engine(model, entry["name"])
+        return load
+
+    for entry in manifest["engines"]:  # loaded when a comment in one of their languages first comes
+        engines.append(Engine(entry["name"], languages=entry["languages"], load=loader(entry)))
+    router = LanguageRouter(engines)
+    return router
 
 
 def _load_engine(path: Path, manifest: dict, *, encoder, runtime, threads, share=None):

@@ -161,20 +161,27 @@ def _best_f1_threshold(scores: np.ndarray, truth: np.ndarray, target_precision: 
 
 
 def _load_resources(encoder) -> None:
-    """Load the sentence splitter and the encoder's weights, overlapped where that is safe.
+    """Load the sentence splitter, the language identifier and the encoder's weights,
+    overlapped where that is safe.
 
-    Together they are most of the time to a first answer. Much of the encoder loading runs
-    outside the GIL (zlib inflating the USE weights, onnxruntime building its session,
-    sentencepiece), so it proceeds in a thread while spaCy imports. A torch encoder loads
-    after spaCy instead: spaCy's import hides torch for a moment (see text.sentencizer).
+    Together they are most of the time to a first answer. Much of the encoder and identifier
+    loading runs outside the GIL (zlib/LZMA inflating the USE weights and the identifier's
+    model, onnxruntime building its session, sentencepiece), so it proceeds in threads while
+    spaCy imports. A torch encoder loads after spaCy instead: spaCy's import hides torch for a
+    moment (see text.sentencizer).
     """
-    if needs_torch(encoder):
-        sentencizer()
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-nlp-load") as pool:
+    from .languages import identifier
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="feedback-nlp-load") as pool:
+        languages = pool.submit(identifier)
+        if needs_torch(encoder):
+            sentencizer()
+            languages.result()
+            return
         loading = pool.submit(preload, encoder)
         sentencizer()
         loading.result()
+        languages.result()
 
 
 class ThemeClassifier:
@@ -371,9 +378,7 @@ class ThemeClassifier:
             raise InvalidInputError(f"whole_vector must be 'mean' or 'encode', not {self.whole_vector!r}")
         mean = self.whole_vector == "mean"
         texts, truncated = self._prepare(X)
-        if not getattr(self, "_resources_loaded", False):
-            _load_resources(encoder)
-            self._resources_loaded = True
+        self.load_resources(encoder)
         sentences = split_sentences_many(texts, languages)
         slots: list = []  # per row of `vectors`: a text to encode, or (rows, weights) to pool
         rows_by_key: dict[tuple[str, str], int] = {}
@@ -702,6 +707,13 @@ class ThemeClassifier:
                 out[(i, theme)] = float(value)
         return out
 
+    def load_resources(self, encoder=None) -> None:
+        """Load what answering needs (sentence splitter, language identifier, encoder weights)
+        now, overlapped, instead of piecemeal on the first comments."""
+        if not getattr(self, "_resources_loaded", False):
+            _load_resources(encoder if encoder is not None else self.encoder_)
+            self._resources_loaded = True
+
     @property
     def main_language(self) -> str:
         """The language a comment is taken to be in when detection is unsure."""
@@ -720,6 +732,7 @@ class ThemeClassifier:
         self._check_fitted()
         X = list(X)
         texts = self._prepare(X)[0]
+        self.load_resources()
         codes = resolve_languages(texts, languages, default=self.main_language, supported=self.languages)
         supported = [self.supports(c) for c in codes]
         keep = [i for i, ok in enumerate(supported) if ok]

@@ -62,18 +62,13 @@ class LanguageDetector:
         self.default = check_language(default, "default")
         self.min_confidence = float(min_confidence)
         self.languages = tuple(languages)
-        self._identifier = None
-        self._lock = threading.Lock()
 
     def _model(self):
-        with self._lock:
-            if self._identifier is None:
-                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+        return identifier(self.languages)
 
-                identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-                identifier.set_languages(list(self.languages))
-                self._identifier = identifier
-        return self._identifier
+    def load(self) -> None:
+        """Load the identifier now (it is otherwise loaded on first use)."""
+        self._model()
 
     def detect_one(self, text: str, supported: Sequence[str] | None = None) -> tuple[str, float]:
         """(language, confidence) for one text; the default with confidence 0.0 when unsure.
@@ -95,6 +90,67 @@ class LanguageDetector:
 
     def detect(self, texts: Sequence[str], supported: Sequence[str] | None = None) -> list[str]:
         return [self.detect_one(t, supported)[0] for t in texts]
+
+
+_IDENTIFIERS: dict[tuple, object] = {}
+_IDENTIFIER_LOCK = threading.Lock()
+
+
+def identifier(languages: Sequence[str] = DETECTED_LANGUAGES):
+    """py3langid's identifier restricted to ``languages``, loaded once per process (~0.7 s: its
+    model is LZMA-compressed; decompressing releases the GIL, so it can load beside other work)."""
+    key = tuple(languages)
+    with _IDENTIFIER_LOCK:
+        if key not in _IDENTIFIERS:
+            found = _from_plain_copy()
+            if found is None:
+                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+                found = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+            found.set_languages(list(key))
+            _IDENTIFIERS[key] = found
+        return _IDENTIFIERS[key]
+
+
+def _from_plain_copy():
+    """The identifier built from an uncompressed copy of py3langid's model kept in the cache
+    folder (made once, atomically; keyed by the model file's size and mtime): loading skips the
+    LZMA inflate, most of the 0.7 s. None when no copy can be made or read (the caller then
+    loads the package's file as usual)."""
+    import lzma
+    import os
+    import shutil
+    import tempfile
+    from array import array
+    from pathlib import Path
+
+    import numpy as np
+
+    try:
+        from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+        from .encoders import default_cache_folder
+
+        source = Path(MODEL_DIR) / MODEL_FILE
+        stat = source.stat()
+        folder = default_cache_folder()
+        plain = folder / f"py3langid-{stat.st_size}-{int(stat.st_mtime)}.npz"
+        if not plain.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as tmp, lzma.open(source) as src:
+                shutil.copyfileobj(src, tmp, length=1 << 20)
+            os.replace(tmp.name, plain)
+        with np.load(plain, allow_pickle=False) as data:
+            def unsigned(values):
+                out = array({2: "H", 4: "I", 8: "L"}[values.dtype.itemsize])
+                out.frombytes(np.ascontiguousarray(values).tobytes())
+                return out
+
+            return LanguageIdentifier(
+                np.asarray(data["ptc"]), np.asarray(data["pc"]), data["classes"].tolist(), unsigned(data["nextmove"]),
+                data["out_feat"].tolist(), norm_probs=True, tk_row=unsigned(data["nextmove_row"]))
+    except Exception:  # a read-only home, a changed model layout: the package's own loading
+        return None
 
 
 _DETECTORS: dict[tuple, LanguageDetector] = {}

@@ -14,8 +14,8 @@ and ``predict_proba`` + ``decide`` agree with ``classify`` for every language.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -24,14 +24,36 @@ from .errors import InvalidInputError
 from .languages import resolve_languages
 
 
-@dataclass
 class Engine:
-    name: str
-    model: ThemeClassifier
+    """One engine of a router: a fitted classifier, or a loader that makes it on first use
+    (a process that only ever sees English never loads the other engines)."""
+
+    def __init__(self, name: str, model: ThemeClassifier | None = None, *,
+                 languages: Sequence[str] | None = None, load: Callable[[], ThemeClassifier] | None = None):
+        if model is None and load is None:
+            raise InvalidInputError(f"engine {name!r}: give a model or a loader")
+        self.name = name
+        self._model, self._load = model, load
+        self._languages = tuple(languages) if languages is not None else None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self) -> ThemeClassifier:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
 
     @property
     def languages(self) -> tuple[str, ...]:
-        return tuple(self.model.languages or ())
+        if self._languages is None:
+            self._languages = tuple(self.model.languages or ())
+        return self._languages
 
 
 def _align(scores: np.ndarray, own: np.ndarray, main: np.ndarray) -> np.ndarray:
@@ -56,8 +78,18 @@ class LanguageRouter:
             raise InvalidInputError("a LanguageRouter needs at least one engine")
         self.engines = list(engines)
         for engine in self.engines[1:]:
-            if [str(c) for c in engine.model.classes_] != [str(c) for c in self.main.classes_]:
-                raise InvalidInputError(f"engine {engine.name!r} has other themes than the main engine")
+            if engine.loaded:
+                self.check_engine(engine.model, engine.name)
+
+    def check_engine(self, model: ThemeClassifier, name: str) -> ThemeClassifier:
+        if [str(c) for c in model.classes_] != [str(c) for c in self.main.classes_]:
+            raise InvalidInputError(f"engine {name!r} has other themes than the main engine")
+        return model
+
+    def load_engines(self) -> None:
+        """Load every engine now (a server does, so no request waits for one)."""
+        for engine in self.engines:
+            engine.model.load_resources()
 
     # -- the main engine stands for the model
     @property
@@ -94,6 +126,7 @@ class LanguageRouter:
     def route(self, X, languages=None) -> tuple[list, list[str], list[int | None]]:
         X = list(X)
         texts = self.main._prepare(X)[0]
+        self.main.load_resources()
         covered = None if any(not e.languages for e in self.engines) else self.languages
         codes = resolve_languages(texts, languages, default=self.main_language, supported=covered)
         return X, codes, [self.engine_for(c) for c in codes]

@@ -347,6 +347,8 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     pin_malloc_thresholds(settings.malloc_mmap_threshold_kb * 1024)
     try:
         model = await asyncio.to_thread(load_model, settings.model, threads=settings.threads)
+        if hasattr(model, "load_engines"):  # every language engine now, so no request waits for one
+            await asyncio.to_thread(model.load_engines)
         await asyncio.to_thread(model.classify, [WARMUP_TEXT])
     except Exception as exc:
         app.state.load_error = str(exc)

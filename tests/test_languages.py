@@ -231,3 +231,15 @@ def test_training_routes_rows_to_engines_by_language(tmp_path):
     assert {t["theme"] for t in out[0]["themes"]} == {"speed", "attitude"} and out[1]["language_supported"] is False
     with pytest.raises(InvalidInputError, match=r"engines\[0\]"):
         TrainConfig(engines=[{"encoder": "use"}]).engine_params()
+
+
+def test_language_engines_load_when_their_first_comment_comes(router, tmp_path):
+    loaded = load_model(save_model(router, tmp_path / "routed"))
+    assert not loaded.engines[1].loaded and loaded.engines[1].languages == ("de", "fr", "es")
+    loaded.classify(["took three days to get a reply"], "en")
+    assert not loaded.engines[1].loaded  # English only so far
+    loaded.classify(["der techniker war schnell"], "de")
+    assert loaded.engines[1].loaded
+    fresh = load_model(tmp_path / "routed")
+    fresh.load_engines()
+    assert all(e.loaded for e in fresh.engines)
