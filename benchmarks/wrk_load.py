@@ -58,7 +58,7 @@ end
 
 
 def run_wrk(url: str, bodies: Path, script: Path, clients: int, duration: float) -> dict:
-    out = subprocess.run(["wrk", "-t", "1", "-c", str(clients), "-d", f"{duration}s", "--timeout", "30s",
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(clients), "-d", f"{int(duration)}s", "--timeout", "30s",
                           "-s", str(script), f"{url}/v1/classify", "--", str(bodies)],
                          capture_output=True, text=True, check=True).stdout
     result = json.loads(re.search(r"^JSON (.*)$", out, re.M).group(1))
@@ -110,12 +110,14 @@ def main() -> None:
     try:
         server.wait_ready()
         ready_s = time.perf_counter() - t0
+        time.sleep(8)  # the server loads spaCy's pipelines of the other languages in the background once ready
         idle = run_wrk(server.url, bodies, script, 1, args.duration)
         cpu0 = cpu_seconds(server.proc.pid)
         load = run_wrk(server.url, bodies, script, args.clients, args.duration)
         server_cpu = cpu_seconds(server.proc.pid) - cpu0
         load["server_cpu_ms_per_comment"] = round(server_cpu / max(1, load["requests"]) * 1000, 2)
         rss_after_load = rss_mb(server.proc.pid)
+        time.sleep(3)  # let the load's last requests drain: the head-of-line test starts from an idle server
         hol = head_of_line(server.url)
         rss_after_giants = rss_mb(server.proc.pid)
     finally:

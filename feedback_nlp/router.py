@@ -91,6 +91,14 @@ class LanguageRouter:
         for engine in self.engines:
             engine.model.load_resources()
 
+    def load_sentence_splitters(self) -> None:
+        """Load spaCy's pipeline of every covered language now (French alone takes ~4 s); a
+        server runs this in the background once it is ready."""
+        from .text import sentencizer
+
+        for language in self.languages:
+            sentencizer(language)
+
     # -- the main engine stands for the model
     @property
     def main(self) -> ThemeClassifier:

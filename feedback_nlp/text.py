@@ -11,6 +11,7 @@ import html
 import importlib.util
 import re
 import sys
+import threading
 import types
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -95,8 +96,22 @@ def normalize(text: str) -> str:
     return normalize_with_offsets(text)[0]
 
 
-@lru_cache(maxsize=None)
+_SENTENCIZER_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
 def sentencizer(language: str = "en"):
+    """spaCy's blank pipeline for ``language`` with its sentencizer, and its punctuation: made
+    once per language (French takes ~4 s: its tokenizer exceptions), also when several threads
+    ask at once; one language loading never holds up another."""
+    with _LOCKS_LOCK:
+        lock = _SENTENCIZER_LOCKS.setdefault(language, threading.Lock())
+    with lock:
+        return _sentencizer(language)
+
+
+@lru_cache(maxsize=None)
+def _sentencizer(language: str = "en"):
     """spaCy's blank pipeline for ``language`` with its rule-based sentencizer, and its punctuation.
 
     Each language's tokenizer knows its own abbreviations ("z.B.", "p. ej."); languages whose

@@ -362,6 +362,8 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     batcher.start()
     metrics.track_queue(lambda: batcher.queued)
     app.state.service = Service(model, batcher, Replies(settings.idempotency_ttl_s, settings.idempotency_max_entries))
+    if hasattr(model, "load_sentence_splitters"):  # after ready, in the background: no request waits seconds for one
+        app.state.warming = asyncio.get_running_loop().run_in_executor(None, model.load_sentence_splitters)
     _log(logging.INFO, event="model_ready", **app.state.service.ref, seconds=round(time.perf_counter() - t0, 2))
 
 
