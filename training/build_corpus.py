@@ -183,6 +183,24 @@ BRIEFS = {
     "hard_praise_forms": "hard: aspect praise wrapped in thanks, bare adjective lists, negated complaints that are praise; generic twins",
     "hard_complaint_forms": "hard: terse misspelt complaint fragments, self-resolution, partial fixes, referrals; stories that end fixed",
     "hard_lookalikes": "hard: no-theme look-alikes (survey remarks, phone line and accent, equipment, policy, problem descriptions) and their themed twins",
+    # Other languages (issue 18), each written natively; ml_tr_* render train-split English comments.
+    "ml_de_office": "German: office staff in Germany, Austria, Switzerland; e-mail survey; Denglisch, Sie/du, signatures",
+    "ml_de_frontline": "German: nurses, warehouse, shop, campus staff on phones; lowercase, no umlauts, dialect",
+    "ml_de_survey": "German: hospitals, utilities, public offices, banks; annual IT survey, bureaucratic and blunt",
+    "ml_fr_office": "French: office staff in France, Belgium, Switzerland, Quebec; e-mail survey; vous/tu, franglais",
+    "ml_fr_frontline": "French: hospital, warehouse, retail, school staff on phones; SMS abbreviations, no accents",
+    "ml_fr_survey": "French: hospitals, public bodies, a bank, an engineering firm, a university; annual IT survey",
+    "ml_es_office": "Spanish: office staff in Spain, Mexico, Argentina, Colombia, Chile; e-mail survey; usted/tu/vos",
+    "ml_es_frontline": "Spanish: hospital, warehouse, store, school staff on phones; chat abbreviations, no accents",
+    "ml_es_survey": "Spanish: public hospitals, regional government, banks, mining, a university; annual IT survey",
+    "ml_chat": "German, French, Spanish: one-click chat/phone rating pop-ups; very short, emoji, code-switching, sarcasm",
+    "ml_it_pt": "Italian (Italy, Ticino) and Portuguese (Portugal, Brazil): offices, hospitals, shops, universities",
+    "ml_nl_pl": "Dutch (Netherlands, Flanders) and Polish: municipalities, hospitals, shared-service centres, factories",
+    "ml_tr_de": "German renderings of 700 train-split English comments, as a native employee would type them",
+    "ml_tr_fr": "French renderings of 700 train-split English comments",
+    "ml_tr_es": "Spanish renderings of 700 train-split English comments (Spain and Latin America)",
+    "ml_tr_it_pt": "Italian and Portuguese renderings of 350 train-split English comments each",
+    "ml_tr_nl_pl": "Dutch and Polish renderings of 350 train-split English comments each",
 }
 NATURAL = tuple(p for p in BRIEFS if p.startswith("nat_"))
 
