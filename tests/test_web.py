@@ -150,7 +150,26 @@ def test_paste_comments_see_themes_and_download(server, page):
     assert [r["text"] for r in rows] == [RUDE, QUICK, "The new laptops are far too heavy."]
     assert "attitude:negative" in rows[0]["themes"].split(";") and "speed:positive" in rows[1]["themes"]
     assert list(rows[0]) == ["text", "themes", "score_speed", "score_attitude", "score_skills", "score_not_solved",
-                             "score_bounced_around"]
+                             "score_bounced_around", "language", "language_supported"]
+    assert rows[0]["language"] == "en" and rows[0]["language_supported"] == "True"
+
+
+@needs_chromium
+def test_languages_are_shown_and_the_list_filters_by_language(server, page):
+    page.goto(f"{server}/")
+    page.wait_for_selector("#model:has-text('Model tiny')")
+    german = "Der Techniker war sehr freundlich, aber das Problem besteht weiterhin."
+    french = "Le technicien était très sympa et le problème est résolu."
+    page.fill("#comments", f"{RUDE}\n{german}\n{QUICK}\n{french}\n")
+    page.click("#submit")
+    page.wait_for_selector("#status:has-text('Done')")
+    assert "en 50% (2)" in page.inner_text("#languages-text") and "de 25% (1)" in page.inner_text("#languages-text")
+    assert page.locator("#list > li .chip.language").all_inner_texts() == ["en", "de", "en", "fr"]
+    page.select_option("#language-filter", "de")
+    visible = page.locator("#list > li:visible")
+    assert visible.count() == 1 and german in visible.nth(0).inner_text()
+    page.select_option("#language-filter", "")
+    assert page.locator("#list > li:visible").count() == 4
 
 
 @needs_chromium

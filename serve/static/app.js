@@ -238,9 +238,17 @@ function renderComment(text, result) {
   if (!result.themes.length) {
     const chip = document.createElement("span");
     chip.className = "chip empty";
-    chip.textContent = "no theme";
+    chip.textContent = result.language_supported === false ? "not scored: language not covered" : "no theme";
     chips.append(chip);
   }
+  if (result.language) {
+    const chip = document.createElement("span");
+    chip.className = "chip language";
+    chip.textContent = result.language;
+    chip.title = "the comment's language";
+    chips.append(chip);
+  }
+  li.dataset.language = result.language || "";
   li.append(quote, chips);
   return li;
 }
@@ -299,10 +307,13 @@ function offerDownload(columns, records, results, fileName) {
   const rows = records.map((record, i) => {
     const r = results[i];
     const row = { ...record, themes: r.themes.map((h) => (h.polarity ? `${h.theme}:${h.polarity}` : h.theme)).join(";") };
-    for (const id of ids) row[`score_${id}`] = r.scores[id] !== undefined ? r.scores[id] : 0;
+    for (const id of ids) row[`score_${id}`] = r.language_supported === false ? "" : (r.scores[id] !== undefined ? r.scores[id] : 0);
+    row.language = r.language || "";
+    row.language_supported = r.language_supported === false ? "False" : "True";
     return row;
   });
-  const header = [...columns.filter((c) => c !== "themes" && !ids.some((id) => c === `score_${id}`)), "themes", ...ids.map((id) => `score_${id}`)];
+  const added = ["themes", ...ids.map((id) => `score_${id}`), "language", "language_supported"];
+  const header = [...columns.filter((c) => !added.includes(c)), ...added];
   if (state.blobUrl) URL.revokeObjectURL(state.blobUrl);
   state.blobUrl = URL.createObjectURL(new Blob([toCSV(header, rows)], { type: "text/csv;charset=utf-8" }));
   const link = $("download");
@@ -349,6 +360,7 @@ async function submit(event) {
     $("more").textContent = `Showing the first ${SHOWN} of ${input.texts.length} comments; the download has them all.`;
     const tagged = results.filter((r) => r.themes.length).length;
     $("summary-text").textContent = `${input.texts.length} comment(s), ${tagged} with at least one theme.`;
+    renderLanguages(results);
     renderChart(results);
     offerDownload(input.columns, input.records, results, input.fileName);
     $("results").hidden = false;
@@ -388,6 +400,28 @@ async function chooseFile() {
   setStatus("");
 }
 
+function renderLanguages(results) {
+  // Share per language, and a filter for the list below.
+  const counts = {};
+  for (const r of results) counts[r.language || "?"] = (counts[r.language || "?"] || 0) + 1;
+  const langs = Object.keys(counts).sort((a, b) => counts[b] - counts[a]);
+  const unsupported = results.filter((r) => r.language_supported === false).length;
+  $("languages-text").textContent = "Languages: " + langs.map((l) => `${l} ${Math.round((100 * counts[l]) / results.length)}% (${counts[l]})`).join(", ")
+    + (unsupported ? `; ${unsupported} comment(s) in a language the model does not cover were not scored.` : ".");
+  const select = $("language-filter");
+  const all = document.createElement("option");
+  all.value = "";
+  all.textContent = "all languages";
+  select.replaceChildren(all, ...langs.map((l) => { const o = document.createElement("option"); o.value = l; o.textContent = `${l} (${counts[l]})`; return o; }));
+  $("language-box").hidden = langs.length < 2;
+  filterLanguage();
+}
+
+function filterLanguage() {
+  const chosen = $("language-filter").value;
+  for (const li of $("list").children) li.hidden = Boolean(chosen) && li.dataset.language !== chosen;
+}
+
 function switchMode() {
   $("paste-pane").hidden = mode() !== "paste";
   $("csv-pane").hidden = mode() !== "csv";
@@ -401,6 +435,7 @@ function useKey() {
 }
 
 $("form").addEventListener("submit", submit);
+$("language-filter").addEventListener("change", filterLanguage);
 $("csv-file").addEventListener("change", chooseFile);
 $("use-key").addEventListener("click", useKey);
 $("api-key").addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); useKey(); } });
