@@ -74,6 +74,7 @@ class Hit:
     tag: Tag
     score: float | None = None
     evidence: str | None = None
+    span: tuple[int, int] | None = None  # the evidence's offsets into the comment (JSONL)
 
 
 @dataclass
@@ -176,7 +177,11 @@ def _parse_themes(value, where: str) -> list[Hit]:
                 raise InvalidInputError(f"{where}: each entry of 'themes' needs a 'theme' field")
             evidence = item.get("evidence")
             text = evidence.get("text") if isinstance(evidence, dict) else evidence if isinstance(evidence, str) else None
-            out.append(Hit(Tag(str(item["theme"]), _polarity(item.get("polarity"), where)), _float(item.get("score")), text or None))
+            span = None
+            if isinstance(evidence, dict) and isinstance(evidence.get("start"), int) and isinstance(evidence.get("end"), int):
+                span = (evidence["start"], evidence["end"])
+            out.append(Hit(Tag(str(item["theme"]), _polarity(item.get("polarity"), where)), _float(item.get("score")),
+                           text or None, span))
         return out
     raise InvalidInputError(f"{where}: cannot read 'themes' ({type(value).__name__})")
 
@@ -736,14 +741,21 @@ def _tag_label(a: Analysis, tag: Tag) -> Safe:
     return Safe(f'<span class="{cls}">{_e(a.data.label(tag))}</span>')
 
 
-def quote_comment(text: str, evidence: str | None) -> Safe:
-    """A redacted, escaped comment with its evidence sentence in <mark> (when it can be found)."""
-    text = redact(_clean(text))
-    evidence = redact(evidence) if evidence else ""
-    at = text.find(evidence) if evidence.strip() else -1
-    if at < 0:
-        return Safe(_e(_shorten(text, MAX_QUOTE_CHARS)))
-    before, mid, after = text[:at], text[at:at + len(evidence)], text[at + len(evidence):]
+def quote_comment(text: str, evidence: str | None, span: tuple[int, int] | None = None) -> Safe:
+    """A redacted, escaped comment with its evidence sentence in <mark>: at its offsets (``span``,
+    which index the comment as tagged, also across line breaks) when they fit the text, else
+    where the sentence is found."""
+    text = _clean(text)
+    squash = lambda s: " ".join(s.split())  # noqa: E731 - the evidence text is normalised (line breaks joined)
+    if span and 0 <= span[0] < span[1] <= len(text) and evidence and squash(text[span[0]:span[1]]) == squash(evidence):
+        before, mid, after = redact(text[:span[0]]), redact(text[span[0]:span[1]]), redact(text[span[1]:])
+    else:
+        text = redact(text)
+        evidence = redact(evidence) if evidence else ""
+        at = text.find(evidence) if evidence.strip() else -1
+        if at < 0:
+            return Safe(_e(_shorten(text, MAX_QUOTE_CHARS)))
+        before, mid, after = text[:at], text[at:at + len(evidence)], text[at + len(evidence):]
     room = max(0, (MAX_QUOTE_CHARS - len(mid)) // 2)
     if len(before) > room:
         before = "…" + before[len(before) - room:]
@@ -916,7 +928,7 @@ def render_html(a: Analysis, chart_list: list[Chart], examples: int = 3) -> str:
                        f'<span class="muted">({_plural(a.count(tag), "comment")})</span></h3>')
             for i, hit in picked:
                 meta = " · ".join(f"{_e(c)}: {_e(_clean(data.frame[c].iloc[i]))}" for c in dict.fromkeys(meta_columns))
-                out.append(f'<blockquote class="{cls}">{quote_comment(texts[i], hit.evidence)}'
+                out.append(f'<blockquote class="{cls}">{quote_comment(texts[i], hit.evidence, hit.span)}'
                            + (f'<div class="meta">{meta}</div>' if meta else "") + "</blockquote>")
 
     # --- method

@@ -193,3 +193,16 @@ def test_a_file_in_several_languages_gets_shares_per_language_and_skips_unscored
     [seg] = a.segments
     assert seg.column == "language" and set(seg.segments) == {"en", "de"}
     assert seg.sizes["en"] == 30 and seg.sizes["de"] == 20
+
+
+def test_evidence_across_a_line_break_is_highlighted_by_its_offsets():
+    from feedback_nlp.report import quote_comment
+
+    text = "Printer fixed quickly,\nthanks Sam. Call me on 0171/1234567"
+    evidence = {"text": "Printer fixed quickly, thanks Sam.", "start": 0, "end": 34}
+    quoted = str(quote_comment(text, evidence["text"], (evidence["start"], evidence["end"])))
+    assert quoted.startswith("<mark>Printer fixed quickly,\nthanks Sam.</mark>")
+    assert "[PHONE]" in quoted and "1234567" not in quoted
+    # Without offsets (CSV) or with offsets that do not fit, the sentence is searched for.
+    assert "<mark>" not in str(quote_comment(text, evidence["text"]))
+    assert str(quote_comment("thanks Sam. Great.", "thanks Sam.", (50, 60))).startswith("<mark>thanks Sam.</mark>")

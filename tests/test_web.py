@@ -195,6 +195,8 @@ def test_upload_a_csv_choose_the_column_and_download(server, page, tmp_path):
     assert len(requests) == 2  # 256 + 44: the API's limit per request
     assert page.locator("#list > li").count() == 300
     assert "Not solved" in " ".join(page.locator("#list > li").nth(2).locator(".chip").all_inner_texts())
+    # Its evidence sentence spans the line break inside the cell: highlighted by its offsets.
+    assert "still broken" in page.locator("#list > li").nth(2).locator("mark").first.inner_text()
     page.screenshot(path=str(ARTIFACTS / "web-csv.png"))
 
     name, rows = download_rows(page)

@@ -196,7 +196,12 @@ function evidenceSpans(text, hits) {
     const ev = hit.evidence;
     if (!ev || !ev.text) continue;
     let start = ev.start, end = ev.end;
-    if (text.slice(start, end) !== ev.text) { // offsets of another normalisation: find the sentence instead
+    // The offsets index the comment as sent; the evidence text is normalised (line breaks and
+    // runs of spaces joined), so compare the two with whitespace collapsed. Only offsets that
+    // do not fit this text (another normalisation) fall back to searching for the sentence.
+    const squash = (s) => s.replace(/\s+/g, " ").trim();
+    const fits = Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start < end && end <= text.length;
+    if (!fits || squash(text.slice(start, end)) !== squash(ev.text)) {
       start = text.indexOf(ev.text);
       end = start + ev.text.length;
     }
