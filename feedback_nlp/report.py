@@ -538,11 +538,23 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _pct(ax, axis="x", absolute=False):
-    from matplotlib.ticker import FuncFormatter
+def percent_formatter(absolute: bool = False):
+    """Tick labels in percent with as many decimals as the tick step needs (0.5% steps read
+    0.5%, 1.0%, ..., not 0% 0% 1% 2%)."""
+    from matplotlib.ticker import Formatter
 
-    fmt = FuncFormatter(lambda v, _: f"{abs(v) if absolute else v:.0f}%")
-    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(fmt)
+    class Percent(Formatter):
+        def __call__(self, value, pos=None):
+            locs = sorted(self.locs) if len(self.locs) > 1 else [0, 1]
+            step = min((b - a for a, b in zip(locs, locs[1:]) if b > a), default=1)
+            decimals = 0 if step >= 1 - 1e-9 else 1 if step >= 0.1 - 1e-9 else 2
+            return f"{abs(value) if absolute else value:.{decimals}f}%"
+
+    return Percent()
+
+
+def _pct(ax, axis="x", absolute=False):
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(percent_formatter(absolute))
 
 
 def chart_shares(a: Analysis) -> Chart:

@@ -206,3 +206,16 @@ def test_evidence_across_a_line_break_is_highlighted_by_its_offsets():
     # Without offsets (CSV) or with offsets that do not fit, the sentence is searched for.
     assert "<mark>" not in str(quote_comment(text, evidence["text"]))
     assert str(quote_comment("thanks Sam. Great.", "thanks Sam.", (50, 60))).startswith("<mark>thanks Sam.</mark>")
+
+
+def test_percent_ticks_keep_the_decimals_their_step_needs():
+    from feedback_nlp.report import percent_formatter
+
+    fmt = percent_formatter()
+    fmt.set_locs([0, 0.5, 1.0, 1.5, 2.0])
+    assert [fmt(v) for v in fmt.locs] == ["0.0%", "0.5%", "1.0%", "1.5%", "2.0%"]
+    fmt.set_locs([0, 10, 20])
+    assert [fmt(v) for v in fmt.locs] == ["0%", "10%", "20%"]
+    signed = percent_formatter(absolute=True)
+    signed.set_locs([-1.0, -0.5, 0, 0.5])
+    assert signed(-0.5) == "0.5%"
