@@ -544,8 +544,13 @@ def percent_formatter(absolute: bool = False):
     from matplotlib.ticker import Formatter
 
     class Percent(Formatter):
+        ticks: list[float] = []
+
+        def set_locs(self, locs):  # matplotlib passes the tick values before formatting them
+            self.ticks = list(locs)
+
         def __call__(self, value, pos=None):
-            locs = sorted(self.locs) if len(self.locs) > 1 else [0, 1]
+            locs = sorted(self.ticks) if len(self.ticks) > 1 else [0, 1]
             step = min((b - a for a, b in zip(locs, locs[1:]) if b > a), default=1)
             decimals = 0 if step >= 1 - 1e-9 else 1 if step >= 0.1 - 1e-9 else 2
             return f"{abs(value) if absolute else value:.{decimals}f}%"

@@ -212,10 +212,8 @@ def test_percent_ticks_keep_the_decimals_their_step_needs():
     from feedback_nlp.report import percent_formatter
 
     fmt = percent_formatter()
-    fmt.set_locs([0, 0.5, 1.0, 1.5, 2.0])
-    assert [fmt(v) for v in fmt.locs] == ["0.0%", "0.5%", "1.0%", "1.5%", "2.0%"]
-    fmt.set_locs([0, 10, 20])
-    assert [fmt(v) for v in fmt.locs] == ["0%", "10%", "20%"]
+    assert fmt.format_ticks([0, 0.5, 1.0, 1.5, 2.0]) == ["0.0%", "0.5%", "1.0%", "1.5%", "2.0%"]
+    assert fmt.format_ticks([0, 10, 20]) == ["0%", "10%", "20%"]
     signed = percent_formatter(absolute=True)
     signed.set_locs([-1.0, -0.5, 0, 0.5])
     assert signed(-0.5) == "0.5%"
