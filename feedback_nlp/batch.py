@@ -355,6 +355,8 @@ def _note_problems(chunk: Chunk, text_column, id_column, max_chars, summary: Sum
         text = _clean(text)
         if not text.strip():
             summary.empty += 1
+            if text_column in row:  # README promises rows without text by number, in --errors-file too
+                problems.append("empty text (no themes)")
         if len(text) > max_chars:
             summary.truncated += 1
             problems.append(f"text of {len(text):,} characters truncated to {max_chars:,} for the model")

@@ -380,10 +380,14 @@ def parse_times(values: pd.Series) -> pd.Series:
     """Dates and times as naive UTC timestamps; what cannot be read becomes NaT."""
     text = values.map(lambda v: _clean(v).strip() if not isinstance(v, (datetime, pd.Timestamp)) else v)
     text = text.where(text != "", None)
-    parsed = pd.to_datetime(text, errors="coerce", utc=True)
-    retry = parsed.isna() & text.notna()
-    if retry.any():  # the format was inferred from the first value; read the others one by one
-        parsed[retry] = pd.to_datetime(text[retry], errors="coerce", utc=True, format="mixed")
+    import warnings
+
+    with warnings.catch_warnings():  # pandas warns when it cannot infer one format: the retry below handles that
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(text, errors="coerce", utc=True)
+        retry = parsed.isna() & text.notna()
+        if retry.any():  # the format was inferred from the first value; read the others one by one
+            parsed[retry] = pd.to_datetime(text[retry], errors="coerce", utc=True, format="mixed")
     return parsed.dt.tz_convert(None)
 
 

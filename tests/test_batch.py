@@ -196,3 +196,16 @@ def test_lone_surrogates_in_jsonl_give_rows_and_a_note(model_dir, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["text"] for r in rows] == ["Great service \ufffd", "slow and rude", "fine"]
     assert rows[1]["id"] == "b\ufffd"
+
+
+def test_rows_without_text_are_in_the_errors_file(model_dir, tmp_path):
+    from feedback_nlp import load_model
+    from feedback_nlp.batch import classify_file
+
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,slow and rude\n2,\n3,   \n", encoding="utf-8")
+    errors = tmp_path / "errors.jsonl"
+    summary = classify_file(load_model(model_dir), src, tmp_path / "out.csv", errors_path=errors, id_column="id")
+    assert summary.rows == 3 and summary.empty == 2
+    assert [(p["row"], p["id"], p["problem"]) for p in map(json.loads, errors.read_text().splitlines())] == [
+        (2, "2", "empty text (no themes)"), (3, "3", "empty text (no themes)")]

@@ -217,3 +217,16 @@ def test_percent_ticks_keep_the_decimals_their_step_needs():
     signed = percent_formatter(absolute=True)
     signed.set_locs([-1.0, -0.5, 0, 0.5])
     assert signed(-0.5) == "0.5%"
+
+
+def test_dates_in_mixed_formats_parse_without_warnings():
+    import warnings
+
+    import pandas as pd
+
+    from feedback_nlp.report import parse_times
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parsed = parse_times(pd.Series(["03/11/2026 14:02", "2026-11-04", "Nov 5 2026", "", "not a date"]))
+    assert parsed.notna().tolist() == [True, True, True, False, False]
