@@ -170,6 +170,25 @@ def test_languages_are_shown_and_the_list_filters_by_language(server, page):
     assert visible.count() == 1 and german in visible.nth(0).inner_text()
     page.select_option("#language-filter", "")
     assert page.locator("#list > li:visible").count() == 4
+    # Switching to CSV mode clears the pasted comments' results.
+    page.check("input[name=mode][value=csv]")
+    assert page.locator("#results").is_hidden()
+
+
+@needs_chromium
+def test_chart_labels_stay_readable_on_a_phone(server, browser):
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{server}/")
+        page.wait_for_selector("#model:has-text('Model tiny')")
+        page.fill("#comments", f"{RUDE}\n{QUICK}\n")
+        page.click("#submit")
+        page.wait_for_selector("#status:has-text('Done')")
+        sizes = page.eval_on_selector_all("#chart svg text", "els => els.map(e => e.getBoundingClientRect().height)")
+        assert sizes and min(sizes) >= 9, sizes  # CSS pixels: the chart scrolls sideways instead of shrinking
+    finally:
+        context.close()
 
 
 @needs_chromium

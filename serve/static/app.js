@@ -430,6 +430,8 @@ function filterLanguage() {
 function switchMode() {
   $("paste-pane").hidden = mode() !== "paste";
   $("csv-pane").hidden = mode() !== "csv";
+  $("results").hidden = true; // the results shown belong to the other input
+  setStatus("");
 }
 
 function useKey() {
