@@ -817,9 +817,15 @@ def _findings(a: Analysis) -> list[Safe]:
         tr, t = a.trend, complaints[0]
         filled = [(p, c, s) for p, c, s in zip(tr.periods, tr.counts[t], tr.sizes) if s]
         if len(filled) >= 2:
+            from scipy.stats import fisher_exact
+
             (_, c0, s0), (p1, c1, s1) = filled[-2], filled[-1]
-            out.append(Safe(f"{_e(a.data.label(t))}: {_pc(c1 / s1)} of comments in the {tr.granularity} of {_e(p1)} "
-                            f"(n={s1:,}), against {_pc(c0 / s0)} in the {tr.granularity} before it with comments (n={s0:,})."))
+            # Tested like the segment findings; a change that could be chance is not a finding.
+            p = float(fisher_exact([[c1, s1 - c1], [c0, s0 - c0]]).pvalue)
+            if p < ALPHA:
+                out.append(Safe(f"{_e(a.data.label(t))}: {_pc(c1 / s1)} of comments in the {tr.granularity} of {_e(p1)} "
+                                f"(n={s1:,}), against {_pc(c0 / s0)} in the {tr.granularity} before it with comments "
+                                f"(n={s0:,}); Fisher's exact test p = {_p(p)}."))
     return out
 
 

@@ -230,3 +230,23 @@ def test_dates_in_mixed_formats_parse_without_warnings():
         warnings.simplefilter("error")
         parsed = parse_times(pd.Series(["03/11/2026 14:02", "2026-11-04", "Nov 5 2026", "", "not a date"]))
     assert parsed.notna().tolist() == [True, True, True, False, False]
+
+
+def test_the_latest_period_is_a_finding_only_when_the_change_is_significant(tmp_path):
+    from feedback_nlp.report import _findings, analyse, read_tagged
+
+    def tagged(last_share):
+        rows = []
+        for month, share in (("2026-09", 0.05), ("2026-10", 0.05), ("2026-11", last_share)):
+            for i in range(400):
+                slow = i < share * 400
+                rows.append({"text": f"comment {month} {i}", "closed": f"{month}-15",
+                             "themes": [{"theme": "speed", "polarity": "negative"}] if slow else [],
+                             "scores": {"speed": 0.9 if slow else 0.1}})
+        path = tmp_path / f"t{last_share}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        return [str(f) for f in _findings(analyse(read_tagged(path), time="closed"))]
+
+    assert not any("of 2026-11" in f for f in tagged(0.06))  # 24/400 against 20/400: chance
+    jump = [f for f in tagged(0.20) if "of 2026-11" in f]
+    assert jump and "Fisher's exact test p =" in jump[0]
