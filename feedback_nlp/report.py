@@ -41,6 +41,7 @@ FORMATS = ("html", "png", "csv")
 MAX_SEGMENTS = 12  # per `by` column; smaller ones are pooled as "(other)"
 MAX_CHART_SEGMENTS = 7  # one Okabe-Ito colour each
 MAX_QUOTE_CHARS = 600
+MORE_EXAMPLES = 20  # per theme, folded under the first ones
 ALPHA = 0.05  # false discovery rate for the significance markers
 WEEKLY_UP_TO_DAYS = 183  # a span up to ~6 months is shown per week, longer per month
 
@@ -75,6 +76,12 @@ class Hit:
     score: float | None = None
     evidence: str | None = None
     span: tuple[int, int] | None = None  # the evidence's offsets into the comment (JSONL)
+    polarity_score: float | None = None  # how sure the polarity is (JSONL)
+
+    @property
+    def confidence(self) -> float:
+        """Sure of the theme and, where it has one, of its polarity: what examples are ranked by."""
+        return (self.score if self.score is not None else 0.0) * (self.polarity_score if self.polarity_score is not None else 1.0)
 
 
 @dataclass
@@ -181,7 +188,7 @@ def _parse_themes(value, where: str) -> list[Hit]:
             if isinstance(evidence, dict) and isinstance(evidence.get("start"), int) and isinstance(evidence.get("end"), int):
                 span = (evidence["start"], evidence["end"])
             out.append(Hit(Tag(str(item["theme"]), _polarity(item.get("polarity"), where)), _float(item.get("score")),
-                           text or None, span))
+                           text or None, span, _float(item.get("polarity_score"))))
         return out
     raise InvalidInputError(f"{where}: cannot read 'themes' ({type(value).__name__})")
 
@@ -931,7 +938,8 @@ def render_html(a: Analysis, chart_list: list[Chart], examples: int = 3) -> str:
     else:
         note = ("The evidence sentence is highlighted." if data.has_evidence
                 else "This file has no evidence sentences (CSV/Parquet output); whole comments are quoted.")
-        out.append(f'<p class="note">The {examples} most confident comments per theme. {note} '
+        out.append(f'<p class="note">The {examples} comments per theme the model is surest of, on the theme and on its '
+                   f'polarity (up to {MORE_EXAMPLES} more under "more"). {note} '
                    "E-mail addresses, phone numbers, URLs and ID numbers are redacted.</p>")
         texts = data.frame[data.text_column].tolist()
         meta_columns = [s.column for s in a.segments] + ([a.trend.column] if a.trend else []) + ([a.score_column] if a.score_column else [])
@@ -941,10 +949,10 @@ def render_html(a: Analysis, chart_list: list[Chart], examples: int = 3) -> str:
                 for hit in row_hits:
                     by_tag.setdefault(hit.tag, []).append((i, hit))
         for tag in a.tags:
-            rows_with = sorted(by_tag.get(tag, []), key=lambda ih: -(ih[1].score or 0.0))
+            rows_with = sorted(by_tag.get(tag, []), key=lambda ih: -ih[1].confidence)
             picked, seen = [], set()  # the same comment twice shows nothing new
             for i, hit in rows_with:
-                if len(picked) == examples:
+                if len(picked) == examples + MORE_EXAMPLES:
                     break
                 key = _clean(texts[i]).strip()
                 if key not in seen:
@@ -953,10 +961,14 @@ def render_html(a: Analysis, chart_list: list[Chart], examples: int = 3) -> str:
             cls = {"negative": "complaint", "positive": "praise"}.get(tag.polarity, "")
             out.append(f'<h3 id="examples-{_e(_slug(tag.key))}">{_tag_label(a, tag)} '
                        f'<span class="muted">({_plural(a.count(tag), "comment")})</span></h3>')
-            for i, hit in picked:
+            for k, (i, hit) in enumerate(picked):
+                if k == examples:
+                    out.append(f"<details><summary>{len(picked) - examples} more</summary>")
                 meta = " · ".join(f"{_e(c)}: {_e(_clean(data.frame[c].iloc[i]))}" for c in dict.fromkeys(meta_columns))
                 out.append(f'<blockquote class="{cls}">{quote_comment(texts[i], hit.evidence, hit.span)}'
                            + (f'<div class="meta">{meta}</div>' if meta else "") + "</blockquote>")
+            if len(picked) > examples:
+                out.append("</details>")
 
     # --- method
     csv_link = "data:text/csv;charset=utf-8," + quote(_csv_text(summary_rows(a)), safe="")

@@ -250,3 +250,22 @@ def test_the_latest_period_is_a_finding_only_when_the_change_is_significant(tmp_
     assert not any("of 2026-11" in f for f in tagged(0.06))  # 24/400 against 20/400: chance
     jump = [f for f in tagged(0.20) if "of 2026-11" in f]
     assert jump and "Fisher's exact test p =" in jump[0]
+
+
+def test_examples_are_sure_of_the_polarity_too_and_more_are_folded(tmp_path):
+    from feedback_nlp.report import build_report
+
+    def hit(score, polarity_score):
+        return [{"theme": "attitude", "score": score, "polarity": "negative", "polarity_score": polarity_score,
+                 "evidence": None}]
+
+    rows = [{"text": "Never condescending, always kind.", "themes": hit(0.99, 0.51)}]  # unsure it is a complaint
+    rows += [{"text": f"He was rude to me, ticket {i}.", "themes": hit(0.90, 0.99)} for i in range(6)]
+    path = tmp_path / "tagged.jsonl"
+    path.write_text("".join(json.dumps({**r, "scores": {"attitude": r["themes"][0]["score"]}}) + "\n" for r in rows),
+                    encoding="utf-8")
+    build_report(path, tmp_path / "report.html", examples=3)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    shown, _, folded = html.split('id="examples')[-1].partition("<details>")
+    assert shown.count("He was rude to me") == 3 and "Never condescending" not in shown
+    assert "4 more" in folded and "Never condescending" in folded
