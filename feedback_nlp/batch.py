@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +92,80 @@ class SeenIds:
 
     def __len__(self) -> int:
         return len(self._recent) + len(self._keys)
+
+
+def count_rows(path: str | Path, fmt: str) -> int | None:
+    """How many rows a file holds, when that is cheap to know (a line count; Parquet's footer);
+    None for stdin and Excel. A CSV row with line breaks inside a quoted cell is counted as it
+    is read, so the total is read with the csv module too."""
+    if str(path) == "-":
+        return None
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        if fmt == "jsonl":
+            with open(path, "rb") as fh:
+                return sum(1 for line in fh if line.strip())
+        if fmt in ("csv", "tsv"):
+            import csv
+
+            csv.field_size_limit(1 << 30)
+            with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+                return max(0, sum(1 for _ in csv.reader(fh, delimiter="\t" if fmt == "tsv" else ",")) - 1)
+    except OSError:
+        return None
+    return None
+
+
+class Progress:
+    """Rows done, with total, percent, rate and time left where the total is known: a bar in a
+    terminal, a log line every ``every_s`` seconds on stderr otherwise (piped, in a job log)."""
+
+    def __init__(self, total: int | None, *, initial: int = 0, every_s: float | None = None, stream=None):
+        self.total, self.done, self.stream = total, initial, stream or sys.stderr
+        self.every_s = every_s if every_s is not None else float(os.environ.get("FEEDBACK_NLP_PROGRESS_EVERY_S", 10))
+        self.started = self.last = time.monotonic()
+        self.initial = initial
+        self._bar = None
+        if self.stream.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=initial, unit=" comments", desc="classify", dynamic_ncols=True,
+                             mininterval=0.5, file=self.stream)
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            self.stream.write(self.line(now) + "\n")
+            self.stream.flush()
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = max(1e-9, (now or time.monotonic()) - self.started)
+        rate = (self.done - self.initial) / elapsed
+        text = f"classify: {self.done:,}"
+        if self.total:
+            text += f" of {self.total:,} rows ({100 * self.done / self.total:.0f}%)"
+        else:
+            text += " rows"
+        text += f", {rate:,.0f} rows/s"
+        if self.total and rate > 0 and self.done < self.total:
+            left = (self.total - self.done) / rate
+            text += f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
+        return text
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        elif self.done > self.initial:
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
 
 
 def checkpoint_path(output_path: str | Path) -> Path:
@@ -173,11 +249,7 @@ def classify_file(
         writer = Writer(output_path, out_fmt, theme_ids)
         errors_fh = open(errors_path, "w", encoding="utf-8") if errors_path else None
     seen = SeenIds() if id_column else None
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(unit=" comments", desc="classify", dynamic_ncols=True, mininterval=0.5, initial=skip)
+    bar = Progress(count_rows(input_path, in_fmt), initial=skip) if progress else None
     completed = False
     try:
         first = True

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Optional
@@ -65,7 +64,7 @@ def classify(
     redact: bool = typer.Option(False, help="Redact e-mails, phone numbers, URLs and ID numbers in the output text and evidence."),
     errors_file: Optional[Path] = typer.Option(None, help="Write one JSON line per row problem here."),
     chunk_size: int = typer.Option(512, min=1, help="Rows read, encoded and written at a time."),
-    progress: bool = typer.Option(True, help="Progress bar on stderr."),
+    progress: bool = typer.Option(True, help="Progress on stderr: a bar in a terminal, else a line every 10 s (FEEDBACK_NLP_PROGRESS_EVERY_S)."),
     runtime: Optional[str] = typer.Option(None, help="Encoder runtime: torch or onnx (needs `feedback-nlp export DIR --onnx`); default: the model folder's choice, else torch."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its checkpoint (OUTPUT.progress.json; JSONL/CSV/TSV output)."),
     use_ray: bool = typer.Option(False, "--ray", help="Run on Ray Data (Parquet/CSV file or folder in, a folder of files out); needs the [ray] extra."),
@@ -96,7 +95,7 @@ def classify(
     loaded = load_model(model, runtime=runtime)
     summary = classify_file(
         loaded, input, output, text_column=text_column, id_column=id_column, chunk_size=chunk_size,
-        redact=redact, errors_path=errors_file, progress=progress and sys.stderr.isatty(), resume=resume,
+        redact=redact, errors_path=errors_file, progress=progress, resume=resume,
         language=language, language_column=language_column,
     )
     if summary.resumed:

@@ -220,3 +220,29 @@ def test_embedding_cache_is_reused_between_runs(tmp_path):
     v2 = second.encode(["c d", "e f", "a b"])
     assert calls == [2, 1]
     assert np.allclose(v1[1], v2[0]) and np.allclose(v1[0], v2[2])
+
+
+def test_progress_is_logged_with_total_and_percent_when_not_in_a_terminal(model_dir, tmp_path, monkeypatch):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": f"slow reply number {i}"}) + "\n" for i in range(30)), encoding="utf-8")
+    monkeypatch.setenv("FEEDBACK_NLP_PROGRESS_EVERY_S", "0")
+    result = runner.invoke(app, ["classify", str(src), "-o", str(tmp_path / "out.jsonl"), "-m", str(model_dir),
+                                 "--chunk-size", "10"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("classify: ")]
+    assert lines[0].startswith("classify: 10 of 30 rows (33%)") and "rows/s" in lines[0] and "left" in lines[0]
+    assert lines[-1].startswith("classify: 30 of 30 rows (100%)")
+    quiet = runner.invoke(app, ["classify", str(src), "-o", str(tmp_path / "out2.jsonl"), "-m", str(model_dir), "--no-progress"])
+    assert not [line for line in quiet.output.splitlines() if line.startswith("classify: ")]
+
+
+def test_row_counts_for_progress_are_cheap_and_right(tmp_path):
+    import pandas as pd
+
+    from feedback_nlp.batch import count_rows
+
+    (tmp_path / "a.csv").write_text('text,id\n"two\nlines",1\nplain,2\n', encoding="utf-8")
+    (tmp_path / "a.jsonl").write_text('{"text": "a"}\n\n{"text": "b"}\n', encoding="utf-8")
+    pd.DataFrame({"text": ["a", "b", "c"]}).to_parquet(tmp_path / "a.parquet")
+    assert (count_rows(tmp_path / "a.csv", "csv"), count_rows(tmp_path / "a.jsonl", "jsonl"),
+            count_rows(tmp_path / "a.parquet", "parquet"), count_rows("-", "jsonl")) == (2, 2, 3, None)
