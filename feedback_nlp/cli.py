@@ -185,6 +185,39 @@ def report(
     typer.echo(f"wrote {output}" + (f" ({len(written)} files)" if fmt == "png" else ""), err=True)
 
 
+@app.command()
+@handle_errors
+def discover(
+    tagged: str = typer.Argument(..., metavar="TAGGED", help="Output of `classify` (CSV, TSV, JSONL, Parquet or Excel)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Topics as JSON; default: TAGGED.topics.json."),
+    theme: Optional[str] = typer.Option(None, help="Topics within one theme (e.g. not_solved) instead of the comments without a theme."),
+    polarity: Optional[str] = typer.Option(None, metavar="positive|negative", help="With --theme: only its praise or its complaints."),
+    k: Optional[int] = typer.Option(None, "--k", min=2, help="Number of topics, if you know it (default: found from the data)."),
+    time: Optional[str] = typer.Option(None, "--time", metavar="COL", help="Date column: each topic's comments per month."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model whose encoder gives the vectors (default: the promoted or shipped model)."),
+    text_column: Optional[str] = typer.Option(None, metavar="COL", help="Column holding the comment (default: text, comment, ... or the longest)."),
+    examples: int = typer.Option(3, min=1, help="Example comments per topic."),
+):
+    """Find what comments are about beyond the themes: topics with keywords, size and examples."""
+    import json
+
+    from .topics import discover_file
+
+    if polarity is not None and polarity not in ("positive", "negative"):
+        raise typer.BadParameter("positive or negative", param_hint="--polarity")
+    found = discover_file(tagged, model=model, theme=theme, polarity=polarity, k=k, time=time,
+                          text_column=text_column, examples=examples)
+    if output is None:
+        stem = Path(tagged).name.split(".")[0] or "feedback"
+        output = Path(tagged).with_name(f"{stem}.topics.json")
+    Path(output).write_text(json.dumps(found, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    typer.echo(f"{found['comments']:,} {found['selection']}: {len(found['topics'])} topics -> {output}")
+    for t in found["topics"][:15]:
+        typer.echo(f"  {t['id']:>3}  {t['size']:>6,}  {100 * t['share']:5.1f}%  {t['label']}")
+    if len(found["topics"]) > 15:
+        typer.echo(f"  ... {len(found['topics']) - 15} more in {output}")
+
+
 def _register_plugins() -> None:
     for ep in entry_points(group="feedback_nlp.commands"):
         try:
