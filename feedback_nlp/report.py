@@ -37,7 +37,7 @@ from .errors import InvalidInputError
 from .taxonomy import DEFAULT_TAXONOMY
 from .text import redact
 
-FORMATS = ("html", "png", "csv")
+FORMATS = ("html", "png", "csv", "explorer")
 MAX_SEGMENTS = 12  # per `by` column; smaller ones are pooled as "(other)"
 MAX_CHART_SEGMENTS = 7  # one Okabe-Ito colour each
 MAX_QUOTE_CHARS = 600
@@ -1003,16 +1003,29 @@ def build_report(
     *,
     text_column: str | None = None,
     examples: int = 3,
+    lost_time: str | None = None,
 ) -> list[Path]:
     """Write the analyst report for a tagged file; returns the files written.
 
     ``fmt``: ``html`` (one self-contained file), ``png`` (``out_path`` is a folder of PNG
-    charts plus ``summary.csv``) or ``csv`` (the summary tables).
+    charts plus ``summary.csv``), ``csv`` (the summary tables) or ``explorer`` (one
+    self-contained interactive page, see :mod:`feedback_nlp.explorer`; ``lost_time``: a column
+    of work hours lost per comment, summed per theme and segment there).
     """
     if fmt not in FORMATS:
         raise InvalidInputError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
     if len(set(by)) != len(by):
         raise InvalidInputError("each --by column once, please")
+    if lost_time and fmt != "explorer":
+        raise InvalidInputError("--lost-time is shown in the explorer: add --format explorer")
+    if fmt == "explorer":
+        from .explorer import explorer_data, render_explorer
+
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        page = explorer_data(read_tagged(tagged_path, text_column), list(by), time, score, lost_time)
+        out_path.write_text(render_explorer(page), encoding="utf-8")
+        return [out_path]
     analysis = analyse(read_tagged(tagged_path, text_column), list(by), time, score)
     out_path = Path(out_path)
     if fmt == "csv":
