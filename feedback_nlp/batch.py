@@ -241,12 +241,14 @@ def classify_file(
     if state:
         skip = summary.resumed = state["rows"]
         _restore(summary, state["summary"])
-        writer = Writer(output_path, out_fmt, theme_ids, resume_at=state["output_bytes"], columns=state["columns"])
+        writer = Writer(output_path, out_fmt, theme_ids, resume_at=state["output_bytes"], columns=state["columns"],
+                        keep_text=(text_column, id_column or text_column), numbers_from_text=in_fmt in ("csv", "tsv", "excel"))
         errors_fh = _reopen(errors_path, state["errors_bytes"]) if errors_path else None
     else:
         if progress_path is not None:
             progress_path.unlink(missing_ok=True)
-        writer = Writer(output_path, out_fmt, theme_ids)
+        writer = Writer(output_path, out_fmt, theme_ids, keep_text=(text_column, id_column or text_column),
+                        numbers_from_text=in_fmt in ("csv", "tsv", "excel"))
         errors_fh = open(errors_path, "w", encoding="utf-8") if errors_path else None
     seen = SeenIds() if id_column else None
     bar = Progress(count_rows(input_path, in_fmt), initial=skip) if progress else None

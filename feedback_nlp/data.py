@@ -14,7 +14,7 @@ import math
 import re
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -295,6 +295,15 @@ def flatten_rows(rows: list[dict], theme_ids: list[str]) -> list[dict]:
     return flat
 
 
+_NUMBER_RE = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]+)?")
+
+
+def _as_number(value):
+    if isinstance(value, str) and _NUMBER_RE.fullmatch(value):
+        return float(value) if "." in value else int(value)
+    return value
+
+
 class Writer:
     """Writes classified rows in the output format, chunk by chunk.
 
@@ -306,8 +315,12 @@ class Writer:
     RESUMABLE = ("jsonl", "csv", "tsv")
 
     def __init__(self, path: str | Path, fmt: str, theme_ids: list[str], *,
-                 resume_at: int | None = None, columns: list[str] | None = None):
+                 resume_at: int | None = None, columns: list[str] | None = None, keep_text: Sequence[str] = (),
+                 numbers_from_text: bool = False):
         self.path, self.fmt, self.theme_ids = path, fmt, theme_ids
+        # CSV/Excel cells are text; in JSONL a cell like "10" or "7.5" becomes a number (not the
+        # comment itself, nor "007" or "1e3", which a person would not have meant as one).
+        self.numbers_from_text, self.keep_text = numbers_from_text, set(keep_text)
         self._fh = None
         self._csv = None
         self._parquet = None
@@ -335,6 +348,8 @@ class Writer:
         if self.fmt == "jsonl":
             if self._fh is None:
                 self._fh = sys.stdout if str(self.path) == "-" else open(self.path, "w", encoding="utf-8")
+            if self.numbers_from_text:
+                rows = [{k: _as_number(v) if k not in self.keep_text else v for k, v in r.items()} for r in rows]
             self._fh.write("".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
         elif self.fmt in ("csv", "tsv"):
             flat = self._flat(rows)

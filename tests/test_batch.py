@@ -209,3 +209,16 @@ def test_rows_without_text_are_in_the_errors_file(model_dir, tmp_path):
     assert summary.rows == 3 and summary.empty == 2
     assert [(p["row"], p["id"], p["problem"]) for p in map(json.loads, errors.read_text().splitlines())] == [
         (2, "2", "empty text (no themes)"), (3, "3", "empty text (no themes)")]
+
+
+def test_csv_numbers_are_numbers_in_jsonl_output(model_dir, tmp_path):
+    from feedback_nlp import load_model
+    from feedback_nlp.batch import classify_file
+
+    src = tmp_path / "in.csv"
+    src.write_text("ticket,text,happiness,hours,code\n0012,10,10,7.5,1e3\nINC7,slow,-3,0,007\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    classify_file(load_model(model_dir), src, out, id_column="ticket")
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["ticket"], r["text"], r["happiness"], r["hours"], r["code"]) for r in rows] == [
+        ("0012", "10", 10, 7.5, "1e3"), ("INC7", "slow", -3, 0, "007")]
