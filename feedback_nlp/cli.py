@@ -173,6 +173,7 @@ def report(
     score: Optional[str] = typer.Option(None, "--score", metavar="COL", help="Numeric column (e.g. a 0-10 happiness score) for the impact ranking."),
     fmt: str = typer.Option("html", "--format", metavar="html|png|csv|explorer", help="html (one self-contained file), png (a folder of charts and summary.csv), csv (the summary tables) or explorer (an interactive page: filter, click through to comments, export)."),
     lost_time: Optional[str] = typer.Option(None, "--lost-time", metavar="COL", help="With --format explorer: a column of work hours lost per comment, summed per theme and segment."),
+    topics: Optional[Path] = typer.Option(None, "--topics", metavar="JSON", help="What `feedback-nlp discover` wrote for this file: a Topics section (html) or a topic filter (explorer)."),
     text_column: Optional[str] = typer.Option(None, metavar="COL", help="Column holding the comment (default: text, comment, ... or the longest)."),
     examples: int = typer.Option(3, min=0, help="Example comments quoted per theme and polarity."),
 ):
@@ -184,7 +185,7 @@ def report(
         name = f"{stem}.explorer.html" if fmt == "explorer" else f"{stem}.report" + {"html": ".html", "png": "", "csv": ".csv"}.get(fmt, "")
         output = Path(tagged).with_name(name)
     written = build_report(tagged, output, by=by, time=time, score=score, fmt=fmt, text_column=text_column,
-                           examples=examples, lost_time=lost_time)
+                           examples=examples, lost_time=lost_time, topics=topics)
     typer.echo(f"wrote {output}" + (f" ({len(written)} files)" if fmt == "png" else ""), err=True)
 
 

@@ -45,7 +45,7 @@ def score_bands(scores: list[float | None]) -> list[tuple[str, float, float]]:
 
 
 def explorer_data(data: Tagged, by=(), time: str | None = None, score: str | None = None,
-                  lost_time: str | None = None) -> dict:
+                  lost_time: str | None = None, topics: dict | None = None) -> dict:
     """The page's data: themes, columns and one record per comment."""
     frame = data.frame
     for column, option in [*((b, "--by") for b in by), (time, "--time"), (score, "--score"), (lost_time, "--lost-time")]:
@@ -59,6 +59,10 @@ def explorer_data(data: Tagged, by=(), time: str | None = None, score: str | Non
     scores = [_number(v) for v in frame[score]] if score else None
     lost = [_number(v) for v in frame[lost_time]] if lost_time else None
     languages = frame["language"].tolist() if "language" in frame.columns else None
+    topic_of: dict[int, int] = {}
+    for t in (topics or {}).get("topics", []):
+        for row in t["rows"]:
+            topic_of[int(row) - 1] = int(t["id"])
     records = []
     for i, hits in enumerate(data.hits):
         text = _clean(texts[i])
@@ -79,6 +83,8 @@ def explorer_data(data: Tagged, by=(), time: str | None = None, score: str | Non
             record["l"] = lost[i]
         if languages is not None:
             record["g"] = _clean(languages[i]) or None
+        if i in topic_of:
+            record["o"] = topic_of[i]
         records.append(record)
     return {
         "file": Path(data.path).name,
@@ -87,6 +93,7 @@ def explorer_data(data: Tagged, by=(), time: str | None = None, score: str | Non
         "by": list(by), "time": time, "score": score, "lost_time": lost_time,
         "bands": [[name, lo if math.isfinite(lo) else None, hi if math.isfinite(hi) else None]
                   for name, lo, hi in score_bands(scores or [])],
+        "topics": [{"id": int(t["id"]), "label": str(t.get("label", t["id"]))} for t in (topics or {}).get("topics", [])],
         "comments": records,
     }
 

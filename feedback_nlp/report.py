@@ -836,7 +836,19 @@ def _findings(a: Analysis) -> list[Safe]:
     return out
 
 
-def render_html(a: Analysis, chart_list: list[Chart], examples: int = 3) -> str:
+def read_topics(path: str | Path | None) -> dict | None:
+    """The JSON `feedback-nlp discover` wrote, or None."""
+    if path is None:
+        return None
+    try:
+        found = json.loads(Path(path).read_text(encoding="utf-8"))
+        found["topics"] = [t for t in found["topics"] if isinstance(t.get("rows"), list)]
+        return found
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInputError(f"{path}: not the topics JSON `feedback-nlp discover` writes ({exc})") from None
+
+
+def render_html(a: Analysis, chart_list: list[Chart], examples: int = 3, topics: dict | None = None) -> str:
     data, n = a.data, a.n
     svgs = {c.slug: c for c in chart_list}
 
@@ -854,7 +866,7 @@ def render_html(a: Analysis, chart_list: list[Chart], examples: int = 3) -> str:
         nav.append(("trend", "Trend"))
     if a.impacts or a.score_column:
         nav.append(("impact", "Impact"))
-    nav += [("examples", "Examples"), ("method", "Method")]
+    nav += [("examples", "Examples")] + ([("topics", "Topics")] if topics else []) + [("method", "Method")]
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>Feedback report: {_e(Path(data.path).name)}</title><style>{CSS}</style></head><body>",
@@ -970,6 +982,15 @@ def render_html(a: Analysis, chart_list: list[Chart], examples: int = 3) -> str:
             if len(picked) > examples:
                 out.append("</details>")
 
+    # --- topics (from `feedback-nlp discover`)
+    if topics:
+        out.append('<h2 id="topics">Topics</h2>')
+        out.append(f'<p class="note">{_e(topics.get("selection", "comments"))} ({topics.get("comments", 0):,}) grouped by '
+                   "meaning by <code>feedback-nlp discover</code>; each topic named by its most distinctive words.</p>")
+        rows = [[_e(t.get("label", "")), f"{t.get('size', 0):,}", _pc(float(t.get("share", 0))),
+                 Safe(_e(redact(_shorten(str((t.get("examples") or [""])[0]), 160))))] for t in topics["topics"][:30]]
+        out.append(_table(["topic", "comments", "share", "example"], rows, "topics"))
+
     # --- method
     csv_link = "data:text/csv;charset=utf-8," + quote(_csv_text(summary_rows(a)), safe="")
     out.append('<h2 id="method">Method</h2><ul class="note">')
@@ -1004,13 +1025,15 @@ def build_report(
     text_column: str | None = None,
     examples: int = 3,
     lost_time: str | None = None,
+    topics: str | Path | None = None,
 ) -> list[Path]:
     """Write the analyst report for a tagged file; returns the files written.
 
     ``fmt``: ``html`` (one self-contained file), ``png`` (``out_path`` is a folder of PNG
     charts plus ``summary.csv``), ``csv`` (the summary tables) or ``explorer`` (one
     self-contained interactive page, see :mod:`feedback_nlp.explorer`; ``lost_time``: a column
-    of work hours lost per comment, summed per theme and segment there).
+    of work hours lost per comment, summed per theme and segment there). ``topics``: the JSON of
+    ``feedback-nlp discover`` on the same file: a Topics section, and a topic filter in the explorer.
     """
     if fmt not in FORMATS:
         raise InvalidInputError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}")
@@ -1018,12 +1041,13 @@ def build_report(
         raise InvalidInputError("each --by column once, please")
     if lost_time and fmt != "explorer":
         raise InvalidInputError("--lost-time is shown in the explorer: add --format explorer")
+    found_topics = read_topics(topics)
     if fmt == "explorer":
         from .explorer import explorer_data, render_explorer
 
         out_path = Path(out_path)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        page = explorer_data(read_tagged(tagged_path, text_column), list(by), time, score, lost_time)
+        page = explorer_data(read_tagged(tagged_path, text_column), list(by), time, score, lost_time, found_topics)
         out_path.write_text(render_explorer(page), encoding="utf-8")
         return [out_path]
     analysis = analyse(read_tagged(tagged_path, text_column), list(by), time, score)
@@ -1036,7 +1060,7 @@ def build_report(
         chart_list = charts(analysis)
         if fmt == "html":
             out_path.parent.mkdir(parents=True, exist_ok=True)
-            out_path.write_text(render_html(analysis, chart_list, examples), encoding="utf-8")
+            out_path.write_text(render_html(analysis, chart_list, examples, found_topics), encoding="utf-8")
             return [out_path]
         if out_path.exists() and not out_path.is_dir():
             raise InvalidInputError(f"{out_path} is a file; --format png writes a folder of charts")

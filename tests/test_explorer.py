@@ -131,3 +131,27 @@ def test_filters_and_export_round_trip(page):
     page.click("#reset")
     page.click("#trend g.point[data-month='2026-10']")
     assert page.locator("#list > li").count() == 20
+
+
+@needs_chromium
+def test_a_topic_from_discover_filters_the_list(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    tagged = tmp_path / "survey.tagged.jsonl"
+    data = rows()
+    tagged.write_text("".join(json.dumps(r) + "\n" for r in data), encoding="utf-8")
+    untagged = [i + 1 for i, r in enumerate(data) if not r["themes"]]
+    topics = tmp_path / "topics.json"
+    topics.write_text(json.dumps({"selection": "comments without a theme", "comments": len(untagged), "topics": [
+        {"id": 0, "label": "drucker · neu", "size": 10, "share": 0.67, "examples": [], "rows": untagged[:10]},
+        {"id": 1, "label": "danke", "size": 5, "share": 0.33, "examples": [], "rows": untagged[10:]}]}), encoding="utf-8")
+    page_file = tmp_path / "explorer.html"
+    result = CliRunner().invoke(app, ["report", str(tagged), "--format", "explorer", "--topics", str(topics), "-o", str(page_file)])
+    assert result.exit_code == 0, result.output
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page()
+        page.goto(page_file.as_uri())
+        page.select_option("#f-topic", "1")
+        assert page.locator("#list > li").count() == 5 and "topic danke" in page.inner_text("#active")
+        browser.close()

@@ -54,3 +54,24 @@ def test_cli_discover_writes_topics_of_the_comments_without_a_theme(model_dir, t
     assert "3 topics" in result.output
     within = CliRunner().invoke(app, ["discover", str(tagged), "-m", str(model_dir), "--theme", "speed", "-o", str(out)])
     assert within.exit_code == 2 and "too few" in within.output  # one comment: nothing to group
+
+
+def test_topics_go_into_the_report_and_the_explorer(model_dir, tmp_path):
+    tagged = tmp_path / "export.tagged.jsonl"
+    tagged.write_text("".join(json.dumps(r) + "\n" for r in rows()), encoding="utf-8")
+    topics = tmp_path / "topics.json"
+    assert CliRunner().invoke(app, ["discover", str(tagged), "-m", str(model_dir), "--k", "3", "-o", str(topics)]).exit_code == 0
+    report = tmp_path / "report.html"
+    done = CliRunner().invoke(app, ["report", str(tagged), "-o", str(report), "--topics", str(topics)])
+    assert done.exit_code == 0, done.output
+    html = report.read_text(encoding="utf-8")
+    assert 'id="topics"' in html and all(name in html.split('id="topics"')[1] for name in GROUPS)
+    page = tmp_path / "explorer.html"
+    done = CliRunner().invoke(app, ["report", str(tagged), "-o", str(page), "--format", "explorer", "--topics", str(topics)])
+    assert done.exit_code == 0, done.output
+    data = json.loads(page.read_text(encoding="utf-8").split('type="application/json">')[1].split("</script>")[0])
+    assert len(data["topics"]) == 3
+    assert sum(1 for c in data["comments"] if "o" in c) == 72  # every comment without a theme has its topic
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}", encoding="utf-8")
+    assert CliRunner().invoke(app, ["report", str(tagged), "--topics", str(bad)]).exit_code == 2
