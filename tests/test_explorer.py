@@ -78,21 +78,27 @@ def test_lost_time_needs_the_explorer(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def page(explorer):
+def browser():
     if not CHROMIUM.exists():
         pytest.skip("needs Chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = browser.new_context(viewport={"width": 1200, "height": 1000}, accept_downloads=True)
-        page = context.new_page()
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(explorer.as_uri())
-        yield page
-        assert errors == []
-        browser.close()
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(explorer, browser):
+    context = browser.new_context(viewport={"width": 1200, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(explorer.as_uri())
+    yield page
+    assert errors == []
+    context.close()
 
 
 @needs_chromium
@@ -134,9 +140,7 @@ def test_filters_and_export_round_trip(page):
 
 
 @needs_chromium
-def test_a_topic_from_discover_filters_the_list(tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_a_topic_from_discover_filters_the_list(tmp_path, browser):
     tagged = tmp_path / "survey.tagged.jsonl"
     data = rows()
     tagged.write_text("".join(json.dumps(r) + "\n" for r in data), encoding="utf-8")
@@ -148,10 +152,8 @@ def test_a_topic_from_discover_filters_the_list(tmp_path):
     page_file = tmp_path / "explorer.html"
     result = CliRunner().invoke(app, ["report", str(tagged), "--format", "explorer", "--topics", str(topics), "-o", str(page_file)])
     assert result.exit_code == 0, result.output
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page()
-        page.goto(page_file.as_uri())
-        page.select_option("#f-topic", "1")
-        assert page.locator("#list > li").count() == 5 and "topic danke" in page.inner_text("#active")
-        browser.close()
+    page = browser.new_page()
+    page.goto(page_file.as_uri())
+    page.select_option("#f-topic", "1")
+    assert page.locator("#list > li").count() == 5 and "topic danke" in page.inner_text("#active")
+    page.close()
