@@ -357,7 +357,7 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     metrics: Metrics = app.state.metrics
     batcher = Batcher(classify_pairs(model), max_batch=settings.max_batch, max_batch_chars=settings.max_batch_chars,
                       max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue, max_delay_s=settings.max_delay_s,
-                      item_error=item_error, on_batch=metrics.batch_size.observe,
+                      item_error=item_error, calls=settings.model_calls, on_batch=metrics.batch_size.observe,
                       after_batch=trimmer(settings.malloc_trim_every_s))
     batcher.start()
     metrics.track_queue(lambda: batcher.queued)

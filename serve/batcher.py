@@ -67,6 +67,7 @@ class Batcher:
         on_batch: Callable[[int], None] | None = None,
         after_batch: Callable[[], None] | None = None,
         chars_per_s: float = 50_000.0,
+        calls: int = 1,
     ):
         self._fn = fn
         self.max_batch = max_batch
@@ -83,7 +84,12 @@ class Batcher:
         self._queued = 0  # comments waiting, not yet handed to the model
         self._queued_chars = 0
         self._arrival = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-nlp-model")
+        # ``calls`` model calls may run at once (each on its own thread): while one is in the
+        # encoder's native code (no GIL), the next batch's Python work proceeds.
+        self.calls = calls
+        self._slots = asyncio.Semaphore(calls)
+        self._tasks: set[asyncio.Task] = set()
+        self._executor = ThreadPoolExecutor(max_workers=calls, thread_name_prefix="feedback-nlp-model")
         self._worker: asyncio.Task | None = None
 
     @property
@@ -100,6 +106,8 @@ class Batcher:
                 await self._worker
             except asyncio.CancelledError:
                 pass
+        for task in list(self._tasks):
+            task.cancel()
         for job in self._jobs:
             job.future.cancel()
         self._jobs.clear()
@@ -147,9 +155,18 @@ class Batcher:
                     await asyncio.wait_for(self._arrival.wait(), left)
                 except TimeoutError:
                     break
+            await self._slots.acquire()  # at most `calls` model calls at once
             pieces = self._take()
             if not pieces:  # every caller in it went away
+                self._slots.release()
                 continue
+            task = asyncio.get_running_loop().create_task(self._serve(pieces))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, pieces: list[tuple[_Job, int, int]]) -> None:
+        """One model call for ``pieces``, its answers delivered (isolating a failure)."""
+        try:
             items = [(job, i) for job, lo, hi in pieces for i in range(lo, hi)]
             if self._on_batch is not None:
                 self._on_batch(len(items))
@@ -159,16 +176,18 @@ class Batcher:
             if answers is not None:
                 chars = sum(job.sizes[i] for job, i in items)
                 if seconds > 0.01:  # too short a call says nothing about speed
-                    self.chars_per_s = 0.7 * self.chars_per_s + 0.3 * (chars / seconds)
+                    # Calls side by side share the cores: the speed per call is divided among them.
+                    self.chars_per_s = 0.7 * self.chars_per_s + 0.3 * (chars / seconds) * self.calls
                 for (job, i), answer in zip(items, answers):
                     self._answer(job, i, answer)
             else:
                 for job, lo, hi in pieces:
                     await self._isolate(job, lo, hi)
             if self._after_batch is not None:
-                # Queued on the model's one thread, not awaited: callers already have their answers;
-                # the next batch waits for it only if it is ready before the housekeeping is done.
+                # Queued on the model's threads, not awaited: callers already have their answers.
                 self._executor.submit(self._after_batch)
+        finally:
+            self._slots.release()
 
     async def _call(self, texts: list) -> list | None:
         try:

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     max_batch: int = Field(64, ge=1, description="Most comments per model call.")
     max_wait_ms: float = Field(5.0, ge=0, description="Longest a comment waits for others to share its model call.")
     max_queue: int = Field(1024, ge=1, description="Comments waiting for the model beyond which requests get 429.")
+    model_calls: int = Field(
+        1, ge=1, le=8, description="Model calls that may run at once, each on its own thread (2 measured slower on "
+        "2 cores: BENCHMARKS.md §4): while one is in "
+        "the encoder's native code, the next batch's Python work (splitting, language, heads) proceeds."
+    )
     max_batch_chars: int = Field(
         32_000, ge=1000, description="Most characters per model call: a bigger request is split into pieces that "
         "take turns with the other requests, so a small one never waits behind it for long."
@@ -55,9 +60,9 @@ class Settings(BaseSettings):
     )
 
     threads: int = Field(
-        1, ge=1, description="Model calls each encoder part runs at once, one thread each (the parts of the default "
-        "pair run side by side). The model shares the cores with the event loop and the callers; 2 is faster on "
-        "torch and for one comment at a time, 1 under load on the fast path (BENCHMARKS.md section 4)."
+        2, ge=1, description="Model calls each encoder part runs at once, one thread each (the parts of the default "
+        "pair run side by side). With the language engines, 2 served 13% more comments/s under load on 2 cores "
+        "than 1 (BENCHMARKS.md section 4, wrk)."
     )
 
     malloc_mmap_threshold_kb: int = Field(
