@@ -347,8 +347,6 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     pin_malloc_thresholds(settings.malloc_mmap_threshold_kb * 1024)
     try:
         model = await asyncio.to_thread(load_model, settings.model, threads=settings.threads)
-        if hasattr(model, "load_engines"):  # every language engine now, so no request waits for one
-            await asyncio.to_thread(model.load_engines)
         await asyncio.to_thread(model.classify, [WARMUP_TEXT])
     except Exception as exc:
         app.state.load_error = str(exc)
@@ -362,8 +360,14 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     batcher.start()
     metrics.track_queue(lambda: batcher.queued)
     app.state.service = Service(model, batcher, Replies(settings.idempotency_ttl_s, settings.idempotency_max_entries))
-    if hasattr(model, "load_sentence_splitters"):  # after ready, in the background: no request waits seconds for one
-        app.state.warming = asyncio.get_running_loop().run_in_executor(None, model.load_sentence_splitters)
+    if hasattr(model, "load_engines"):
+        # The other languages' engines and spaCy pipelines load after ready, in the background: English
+        # is answered at once, and a comment in another language waits at most for its engine to finish.
+        def warm() -> None:
+            model.load_engines()
+            model.load_sentence_splitters()
+
+        app.state.warming = asyncio.get_running_loop().run_in_executor(None, warm)
     _log(logging.INFO, event="model_ready", **app.state.service.ref, seconds=round(time.perf_counter() - t0, 2))
 
 
