@@ -6,7 +6,6 @@ entry-point group ``feedback_nlp.commands`` so this package never imports them.
 
 from __future__ import annotations
 
-import functools
 import json
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Optional
 import typer
 
 from . import __version__
-from .errors import FeedbackNLPError
+from .cli_errors import handle_errors
 
 app = typer.Typer(
     name="feedback-nlp",
@@ -24,20 +23,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def handle_errors(func):
-    """Turn library errors into a one-line message on stderr and the error's exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except FeedbackNLPError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper
 
 
 def _version(value: bool):

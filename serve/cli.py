@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 import uvicorn  # an ImportError here marks the command unavailable (the `serve` extra is missing)
 
-from feedback_nlp.cli import handle_errors
+from feedback_nlp.cli_errors import handle_errors
 
 LOG_CONFIG = {
     "version": 1,

@@ -246,3 +246,12 @@ def test_row_counts_for_progress_are_cheap_and_right(tmp_path):
     pd.DataFrame({"text": ["a", "b", "c"]}).to_parquet(tmp_path / "a.parquet")
     assert (count_rows(tmp_path / "a.csv", "csv"), count_rows(tmp_path / "a.jsonl", "jsonl"),
             count_rows(tmp_path / "a.parquet", "parquet"), count_rows("-", "jsonl")) == (2, 2, 3, None)
+
+
+def test_command_modules_import_alone():
+    import subprocess
+    import sys
+
+    for code in ("import training.cli, serve.cli", "import serve.cli, training.cli; from feedback_nlp.cli import app"):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr

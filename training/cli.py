@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from feedback_nlp.cli import handle_errors
+from feedback_nlp.cli_errors import handle_errors
 
 
 def register(app: typer.Typer) -> None:
