@@ -18,6 +18,8 @@ from feedback_nlp.taxonomy import DEFAULT_TAXONOMY
 
 FOLDER = Path(__file__).parent / "data" / "relabel"
 FOLDER_V2 = Path(__file__).parent / "data" / "relabel_v2"  # the v2 parts; labels.jsonl as above
+# The held-out native de/fr/es sets (issue 18), labelled again blind: {"id", "language", "heldout", "blind"}.
+FOLDER_ML = Path(__file__).parent / "multilingual" / "relabel"
 
 
 def label_agreement(a: list[dict], b: list[dict]) -> dict:
@@ -42,5 +44,15 @@ def agreement(folder: Path = FOLDER) -> dict:
     return label_agreement([r["corpus"] for r in rows], [r["blind"] for r in rows])
 
 
+def multilingual_agreement(folder: Path = FOLDER_ML) -> dict:
+    rows = [json.loads(l) for l in open(folder / "labels.jsonl", encoding="utf-8")]
+    out = {"all": label_agreement([r["heldout"] for r in rows], [r["blind"] for r in rows])}
+    for lang in sorted({r["language"] for r in rows}):
+        part = [r for r in rows if r["language"] == lang]
+        out[lang] = label_agreement([r["heldout"] for r in part], [r["blind"] for r in part])
+    return out
+
+
 if __name__ == "__main__":
-    print(json.dumps({"v1": agreement(FOLDER), "v2": agreement(FOLDER_V2)}, indent=2))
+    print(json.dumps({"v1": agreement(FOLDER), "v2": agreement(FOLDER_V2), "multilingual_heldout": multilingual_agreement()},
+                     indent=2))
