@@ -276,6 +276,14 @@ def flat_columns(theme_ids: list[str]) -> list[str]:
     return ["themes", *(f"score_{t}" for t in theme_ids), "language", "language_supported"]
 
 
+def flat_arrow_types(theme_ids: list[str]) -> dict:
+    """The Arrow type of every column :func:`flat_columns` names (Parquet and Ray output)."""
+    import pyarrow as pa
+
+    return {name: pa.float64() if name.startswith("score_") else pa.bool_() if name == "language_supported" else pa.string()
+            for name in flat_columns(theme_ids)}
+
+
 def flatten_rows(rows: list[dict], theme_ids: list[str]) -> list[dict]:
     """Classified rows as flat columns (the CSV/Parquet output): the input's columns, then
     ``themes`` ("theme:polarity;theme..."), one ``score_<theme>`` per theme (empty when the
@@ -368,9 +376,8 @@ class Writer:
                 table = pa.Table.from_pylist(flat)
                 # The added columns' types are fixed, whatever the first chunk holds (all-null scores
                 # when its comments were in an unsupported language).
-                types = {"themes": pa.string(), "language": pa.string(), "language_supported": pa.bool_()}
-                fixed = [pa.field(f.name, types.get(f.name, pa.float64())) if f.name in flat_columns(self.theme_ids) else f
-                         for f in table.schema]
+                types = flat_arrow_types(self.theme_ids)
+                fixed = [pa.field(f.name, types[f.name]) if f.name in types else f for f in table.schema]
                 self._schema = pa.schema(fixed)
                 table = table.cast(self._schema)
                 self._parquet = pq.ParquetWriter(self.path, self._schema)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .batch import classify_records
-from .data import FORMATS, RESULT_KEYS, detect_format, flat_columns, flatten_rows
+from .data import FORMATS, RESULT_KEYS, detect_format, flat_arrow_types, flat_columns, flatten_rows
 from .errors import InvalidInputError
 
 RAY_FORMATS = ("parquet", "csv")
@@ -150,16 +150,16 @@ def _theme_ids(model) -> list[str]:
     return [str(c) for c in read_manifest(model if model is not None else default_model_path())["classes"]]
 
 
-def _output_schema(ds, added: list[str]):
+def _output_schema(ds, theme_ids: list[str]):
     """The input's Arrow schema plus the added columns: every output file gets exactly this one,
     even where a batch holds only nulls in a column."""
     import pyarrow as pa
 
     base = ds.schema()
     base = getattr(base, "base_schema", base)
-    fields = [f for f in base if f.name not in (*added, *RESULT_KEYS)]
-    types = {"themes": pa.string(), "language": pa.string(), "language_supported": pa.bool_()}
-    return pa.schema(fields + [pa.field(n, types.get(n, pa.float64())) for n in added])
+    types = flat_arrow_types(theme_ids)  # in the order of flat_columns
+    fields = [f for f in base if f.name not in (*types, *RESULT_KEYS)]
+    return pa.schema(fields + [pa.field(n, t) for n, t in types.items()])
 
 
 def _write_in_order(tagged, output_path: str, fmt: str, schema, rows_per_file: int = ROWS_PER_FILE) -> list[str]:
@@ -270,8 +270,7 @@ def classify_path(
             ds, model, text_column=text_column, concurrency=concurrency, batch_size=batch_size,
             num_gpus=num_gpus, redact=redact, runtime=runtime,
         )
-        added = flat_columns(_theme_ids(model))
-        return _write_in_order(tagged, output_path, out_fmt, _output_schema(ds, added), rows_per_file)
+        return _write_in_order(tagged, output_path, out_fmt, _output_schema(ds, _theme_ids(model)), rows_per_file)
     finally:
         context.execution_options.preserve_order = kept
         if started:

