@@ -6,14 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import needs_chromium
 from typer.testing import CliRunner
 
 from feedback_nlp.cli import app
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium")
 
 
 def hit(theme, polarity, text, sentence):
@@ -77,16 +74,6 @@ def test_lost_time_needs_the_explorer(tmp_path):
     assert result.exit_code == 2 and "--format explorer" in result.output
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("needs Chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

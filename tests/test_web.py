@@ -12,15 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import needs_chromium
 
 from serve.app import STATIC, create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (apt-get install chromium chromium-driver; .ci/run does)")
 
 RUDE = "He was rude and dismissive."
 QUICK = "Very quick response, fixed within minutes."
@@ -74,16 +70,6 @@ def server(model_dir, monkeypatch):
         yield base
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("needs Chromium at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
