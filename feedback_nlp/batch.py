@@ -25,8 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifacts import HEAD_ARRAYS
 from .data import ERROR_FIELD, Chunk, Writer, columns_of, detect_format, iter_chunks, _clean
 from .errors import InvalidInputError
+from .files import write_atomic
 from .text import redact as redact_text
 
 MAX_REPORTED = 1000  # row problems kept in memory for the summary; all go to the errors file
@@ -315,7 +317,7 @@ def _fingerprint(model, input_path, text_column, id_column, redact, errors_path)
         "id_column": id_column,
         "redact": redact,
         "errors_file": str(Path(errors_path).resolve()) if errors_path else None,
-        "model": {"classes": [str(c) for c in model.classes_], "heads": (manifest.get("files") or {}).get("heads.joblib")},
+        "model": {"classes": [str(c) for c in model.classes_], "heads": (manifest.get("files") or {}).get(HEAD_ARRAYS)},
     }
 
 
@@ -334,12 +336,7 @@ def _write_checkpoint(path: Path, fingerprint: dict, summary: Summary, writer: W
             "problem_count": summary.problem_count, "problems": summary.problems,
         },
     }
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, lambda fh: fh.write(json.dumps(state).encode("utf-8")), durable=True)
 
 
 def _sync(fh) -> int:

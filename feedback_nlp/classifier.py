@@ -19,7 +19,6 @@ fresh process's start-up).
 from __future__ import annotations
 
 import inspect
-from concurrent.futures import ThreadPoolExecutor
 import math
 import re
 from collections.abc import Sequence
@@ -27,12 +26,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .encoders import Encoder, load_encoder, needs_torch, preload
+from .encoders import Encoder, load_encoder
 from .errors import InvalidInputError
+from .heads import ConstantHead, LinearHead, SoftmaxHead
 from .labels import is_single_label, normalize_label
-from .taxonomy import Taxonomy
 from .languages import resolve_languages
-from .text import Sentence, sentencizer, split_clauses, split_sentences_many
+from .lexical import LexicalHeads, NgramVocabulary
+from .metrics import label_matrix
+from .runtime import warm_up
+from .taxonomy import DEFAULT_TAXONOMY, Taxonomy
+from .text import Sentence, split_clauses, split_sentences_many
 
 MAX_CHARS = 20_000
 _UNSAFE = re.compile("[\x00\ud800-\udfff]")
@@ -63,46 +66,6 @@ def _pool(parts: np.ndarray, weights: list[int]) -> np.ndarray:
     return v * (float(np.linalg.norm(parts, axis=1).mean()) / norm) if norm > 0 else v
 
 
-class _Constant:
-    """A head for a training fold where a theme has only one class: it predicts that class."""
-
-    def __init__(self, value: float):
-        self.value = float(value)
-
-    def predict_proba(self, X):
-        p = np.full(len(X), self.value)
-        return np.column_stack([1 - p, p])
-
-
-class _LinearHead:
-    """A fitted binary logistic head, weights only: p(positive) = sigmoid(x . w + b)."""
-
-    def __init__(self, coef: np.ndarray, intercept: float):
-        self.coef = np.asarray(coef, dtype=np.float64).ravel()
-        self.intercept = float(intercept)
-
-    def predict_proba(self, X):
-        p = 1.0 / (1.0 + np.exp(-(np.asarray(X, dtype=np.float64) @ self.coef + self.intercept)))
-        return np.column_stack([1 - p, p])
-
-
-class _SoftmaxHead:
-    """A fitted multinomial logistic head, weights only (single-label models)."""
-
-    def __init__(self, coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray):
-        self.coef = np.asarray(coef, dtype=np.float64)
-        self.intercept = np.asarray(intercept, dtype=np.float64)
-        self.classes_ = np.asarray(classes)
-
-    def predict_proba(self, X):
-        z = np.asarray(X, dtype=np.float64) @ self.coef.T + self.intercept
-        if z.shape[1] == 1:  # two classes: scikit-learn keeps one row of weights
-            p = 1.0 / (1.0 + np.exp(-z[:, 0]))
-            return np.column_stack([1 - p, p])
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
-
-
 def _logistic(C, class_weight, random_state):
     from sklearn.linear_model import LogisticRegression
 
@@ -112,9 +75,9 @@ def _logistic(C, class_weight, random_state):
 def _fit_binary(X, y, C, class_weight, random_state, sample_weight=None):
     y = np.asarray(y, dtype=int)
     if y.min() == y.max():
-        return _Constant(y[0])
+        return ConstantHead(y[0])
     head = _logistic(C, class_weight, random_state).fit(X, y, sample_weight=sample_weight)
-    return _LinearHead(head.coef_[0], head.intercept_[0])
+    return LinearHead(head.coef_[0], head.intercept_[0])
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -158,30 +121,6 @@ def _best_f1_threshold(scores: np.ndarray, truth: np.ndarray, target_precision: 
     # Put the threshold halfway to the next lower score so it is not tied to one example.
     nxt = s[np.searchsorted(-s, -cut[i], side="right")] if i + 1 < len(cut) else cut[i] - 0.05
     return float(max(1e-6, (cut[i] + nxt) / 2))
-
-
-def _load_resources(encoder) -> None:
-    """Load the sentence splitter, the language identifier and the encoder's weights,
-    overlapped where that is safe.
-
-    Together they are most of the time to a first answer. Much of the encoder and identifier
-    loading runs outside the GIL (zlib/LZMA inflating the USE weights and the identifier's
-    model, onnxruntime building its session, sentencepiece), so it proceeds in threads while
-    spaCy imports. A torch encoder loads after spaCy instead: spaCy's import hides torch for a
-    moment (see text.sentencizer).
-    """
-    from .languages import identifier
-
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="feedback-nlp-load") as pool:
-        languages = pool.submit(identifier)
-        if needs_torch(encoder):
-            sentencizer()
-            languages.result()
-            return
-        loading = pool.submit(preload, encoder)
-        sentencizer()
-        loading.result()
-        languages.result()
 
 
 class ThemeClassifier:
@@ -295,10 +234,6 @@ class ThemeClassifier:
                    and getattr(self, n) != defaults[n]]
         return f"ThemeClassifier({', '.join(changed)})"
 
-    def __setstate__(self, state):
-        state.setdefault("whole_vector", "encode")  # models saved before the option encoded the whole comment
-        self.__dict__.update(state)
-
     def _check_fitted(self) -> None:
         if not hasattr(self, "classes_"):
             from sklearn.exceptions import NotFittedError
@@ -349,8 +284,6 @@ class ThemeClassifier:
         if isinstance(self.taxonomy, dict):
             return Taxonomy.from_dict(self.taxonomy)
         if self.taxonomy == "default":
-            from .taxonomy import DEFAULT_TAXONOMY
-
             return DEFAULT_TAXONOMY
         return Taxonomy.from_file(self.taxonomy)
 
@@ -467,7 +400,7 @@ class ThemeClassifier:
         if mode == "single":
             whole = units.vectors[[u[0] for u in units.unit_index]]
             head = _logistic(self.C, self.class_weight, self.random_state).fit(whole, Y, sample_weight=weights)
-            self.head_ = _SoftmaxHead(head.coef_, head.intercept_, head.classes_)
+            self.head_ = SoftmaxHead(head.coef_, head.intercept_, head.classes_)
             self.classes_ = self.head_.classes_
             self.thresholds_ = np.zeros(len(self.classes_))
             self.polarity_heads_ = {}
@@ -479,8 +412,6 @@ class ThemeClassifier:
             )
         self._lexical_X = None
         if self.lexical_weight > 0:
-            from .lexical import LexicalHeads, NgramVocabulary
-
             self._vocabulary = NgramVocabulary.fit([units.texts[u[0]] for u in units.unit_index])
             self._lexical_X = LexicalHeads.matrix(self._vocabulary.transform(units.texts), self._vocabulary.size)
         self.theme_heads_, self.polarity_heads_, self.lexical_heads_ = self._fit_heads(units, list(range(len(X))), Y, polarity)
@@ -525,8 +456,6 @@ class ThemeClassifier:
                     )
             theme_heads.append(head)
             if self._lexical_X is not None:
-                from .lexical import LexicalHeads
-
                 unit_rows, unit_y, unit_w = whole, y, row_w
                 if self.sentence_level and extra_x:
                     unit_rows, unit_y = np.r_[whole, extra_x], np.r_[y, extra_y]
@@ -535,8 +464,6 @@ class ThemeClassifier:
                                                                unit_w, self.random_state))
         lexical = None
         if self._lexical_X is not None:
-            from .lexical import LexicalHeads
-
             lexical = LexicalHeads.from_columns(self._vocabulary, lexical_columns)
         polarity_heads = {}
         for t, pol in polarity.items():
@@ -556,7 +483,7 @@ class ThemeClassifier:
                 polarity_heads[t] = _fit_binary(V[xs], ys, self.polarity_C, self.class_weight, self.random_state,
                                                 None if weights is None else np.array(ws))
             else:
-                polarity_heads[t] = _Constant(0.0)  # no polarity labels seen: negative by default
+                polarity_heads[t] = ConstantHead(0.0)  # no polarity labels seen: negative by default
         return theme_heads, polarity_heads, lexical
 
     def _tune_thresholds(self, units: _Units, Y, polarity) -> np.ndarray:
@@ -679,8 +606,6 @@ class ThemeClassifier:
             return float(np.average(right, weights=sample_weight))
         from sklearn.metrics import f1_score
 
-        from .metrics import label_matrix
-
         # Columns follow the model's themes, whatever subset of them the given labels use.
         Y = np.asarray(y) if getattr(y, "ndim", 1) == 2 else label_matrix(y, [str(c) for c in self.classes_])
         return float(f1_score(Y, self.predict(X), average="macro", zero_division=0))
@@ -709,10 +634,31 @@ class ThemeClassifier:
 
     def load_resources(self, encoder=None) -> None:
         """Load what answering needs (sentence splitter, language identifier, encoder weights)
-        now, overlapped, instead of piecemeal on the first comments."""
-        if not getattr(self, "_resources_loaded", False):
-            _load_resources(encoder if encoder is not None else self.encoder_)
-            self._resources_loaded = True
+        now, overlapped, instead of piecemeal on the first comments (see ``runtime.warm_up``)."""
+        warm_up(encoder if encoder is not None else self.encoder_, self.main_language)
+
+    # ------------------------------------------------------------------ fitted state
+    def fitted_state(self) -> dict:
+        """The fitted heads as a tree a model folder stores (``feedback_nlp.heads.pack``); with
+        the manifest's thresholds, classes and taxonomy it is the whole fitted model."""
+        self._check_fitted()
+        if self.mode_ == "single":
+            return {"mode": "single", "head": self.head_}
+        return {"mode": "multi", "theme_heads": self.theme_heads_, "polarity_heads": self.polarity_heads_,
+                "calibrators": getattr(self, "calibrators_", None), "lexical": getattr(self, "lexical_heads_", None)}
+
+    def set_fitted_state(self, state: dict) -> None:
+        """The inverse of :meth:`fitted_state` (mode_ must be set)."""
+        if state.get("mode") != self.mode_:
+            raise InvalidInputError(f"heads of a {state.get('mode')!r} model given to a {self.mode_!r} one")
+        if self.mode_ == "single":
+            self.head_ = state["head"]
+            self.polarity_heads_ = {}
+        else:
+            self.theme_heads_ = state["theme_heads"]
+            self.polarity_heads_ = state["polarity_heads"]
+            self.calibrators_ = state.get("calibrators")
+            self.lexical_heads_ = state.get("lexical")
 
     @property
     def main_language(self) -> str:

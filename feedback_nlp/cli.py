@@ -1,11 +1,14 @@
 """The `feedback-nlp` command line. A shell: decode arguments, call the library, report.
 
-Commands from `training` (train, evaluate, ...) and `serve` (serve) plug in through the
-entry-point group ``feedback_nlp.commands`` so this package never imports them.
+The one edge of the library that knows the whole project: it registers its own commands,
+then those of the project's ``training`` (train, evaluate, ...) and ``serve`` (serve)
+packages, then any third-party plugin of the entry-point group ``feedback_nlp.commands``.
+No library module imports this one.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -58,7 +61,7 @@ def classify(
     language_column: Optional[str] = typer.Option(None, help="Column holding each row's language code (empty cells: detected)."),
 ):
     """Tag every comment in a file; every input row gives one output row."""
-    from .artifacts import load_model
+    from .registry import load_model
     from .batch import classify_file
 
     if output is None:
@@ -103,7 +106,8 @@ def info(
     runtime: Optional[str] = typer.Option(None, help="Show the encoder this runtime would use: torch or onnx; default: the model folder's choice, else torch."),
 ):
     """Show a model's taxonomy, thresholds, encoder and metrics."""
-    from .artifacts import default_model_path, runtime_encoder_spec, verify_model
+    from .artifacts import runtime_encoder_spec, verify_model
+    from .registry import default_model_path
 
     path = model or default_model_path()
     manifest = verify_model(path)
@@ -126,6 +130,24 @@ def info(
 
 @app.command()
 @handle_errors
+def upgrade(
+    model: Path = typer.Argument(..., help="Model folder of an older format (format_version 1, with heads.joblib)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the upgraded folder here instead of replacing MODEL."),
+):
+    """Convert a model folder of an older format to the current one (heads as JSON + arrays, no pickle)."""
+    from .artifacts import FORMAT_VERSION, read_manifest
+    from .upgrade import upgrade_model
+
+    before = read_manifest(model, any_version=True).get("format_version")
+    target = upgrade_model(model, output)
+    if before == FORMAT_VERSION:
+        typer.echo(f"{model}: already format {FORMAT_VERSION}; nothing to do")
+    else:
+        typer.echo(f"{target}: format {before} -> {FORMAT_VERSION}, verified")
+
+
+@app.command()
+@handle_errors
 def export(
     model: Path = typer.Argument(..., help="Model folder whose encoder to export."),
     onnx: bool = typer.Option(False, "--onnx", help="Export the encoder to ONNX (the only format so far)."),
@@ -134,7 +156,7 @@ def export(
 ):
     """Export a model's encoder into its folder (MODEL/onnx/) for the fast, torch-free runtime."""
     from .errors import InvalidInputError
-    from .onnx_encoder import export_onnx
+    from .export import export_onnx
 
     if not onnx:
         raise InvalidInputError("name the format to export to: --onnx")
@@ -207,17 +229,27 @@ def discover(
         typer.echo(f"  ... {len(found['topics']) - 15} more in {output}")
 
 
-def _register_plugins() -> None:
-    for ep in entry_points(group="feedback_nlp.commands"):
-        try:
-            ep.load()(app)
-        except ImportError as exc:  # an optional extra is not installed
-            name = ep.name
-
-            @app.command(name=name, help=f"(unavailable: {exc})", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-            def unavailable(ctx: typer.Context, _exc=str(exc), _name=name):
-                typer.echo(f"error: `{_name}` needs packages that are not installed ({_exc})", err=True)
-                raise typer.Exit(1)
+# The project's own command groups; a missing optional extra (serve needs [serve]) leaves a
+# command that says what to install instead of failing the whole CLI.
+OWN_COMMANDS = {"training": "training.cli", "serve": "serve.cli"}
 
 
-_register_plugins()
+def _register(name: str, load) -> None:
+    try:
+        load()(app)
+    except ImportError as exc:  # an optional extra is not installed
+        @app.command(name=name, help=f"(unavailable: {exc})", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+        def unavailable(ctx: typer.Context, _exc=str(exc), _name=name):
+            typer.echo(f"error: `{_name}` needs packages that are not installed ({_exc})", err=True)
+            raise typer.Exit(1)
+
+
+def _register_commands() -> None:
+    for name, module in OWN_COMMANDS.items():
+        _register(name, lambda module=module: importlib.import_module(module).register)
+    for ep in entry_points(group="feedback_nlp.commands"):  # third-party plugins
+        if ep.module not in OWN_COMMANDS.values():
+            _register(ep.name, ep.load)
+
+
+_register_commands()

@@ -37,7 +37,7 @@ class BatchClassifier:
         if hasattr(model, "classify") and hasattr(model, "classes_"):
             self.model = model
         else:
-            from .artifacts import load_model
+            from .registry import load_model
 
             self.model = load_model(model, runtime=runtime)
         if encode_batch_size:
@@ -99,7 +99,7 @@ def classify_dataset(
     ``model``: a model folder (default: the promoted or shipped one) or a loaded model.
     """
     if model is None or isinstance(model, (str, Path)):
-        from .artifacts import default_model_path
+        from .registry import default_model_path
 
         model = str(Path(model).resolve() if model is not None else default_model_path())
     kwargs = {"num_gpus": num_gpus} if num_gpus else {}
@@ -145,7 +145,8 @@ def _theme_ids(model) -> list[str]:
     """The model's theme ids without loading it in the driver (its manifest says them)."""
     if hasattr(model, "classes_"):
         return [str(c) for c in model.classes_]
-    from .artifacts import default_model_path, read_manifest
+    from .artifacts import read_manifest
+    from .registry import default_model_path
 
     return [str(c) for c in read_manifest(model if model is not None else default_model_path())["classes"]]
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 
 from .errors import InvalidInputError
+from .files import plain_copy
 
 # The languages of the multilingual Universal Sentence Encoder v3 (the default model's second
 # encoder): comments in these are scored; others are flagged "language_supported": false.
@@ -114,7 +115,7 @@ def identifier(languages: Sequence[str] = DETECTED_LANGUAGES):
 
 def _from_plain_copy():
     """The identifier built from an uncompressed copy of py3langid's model kept in the cache
-    folder (see :func:`feedback_nlp.encoders.plain_copy`): loading skips the LZMA inflate, most
+    folder (see :func:`feedback_nlp.files.plain_copy`): loading skips the LZMA inflate, most
     of the 0.7 s. None when no copy can be made or read (the caller then loads the package's
     file as usual)."""
     import lzma
@@ -135,8 +136,6 @@ def _from_plain_copy():
 
     try:
         from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
-
-        from .encoders import plain_copy
 
         plain = plain_copy(Path(MODEL_DIR) / MODEL_FILE, "py3langid", inflate)
         with np.load(plain, allow_pickle=False) as data:

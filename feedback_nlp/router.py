@@ -22,6 +22,7 @@ import numpy as np
 from .classifier import ThemeClassifier
 from .errors import InvalidInputError
 from .languages import resolve_languages
+from .text import sentencizer
 
 
 class Engine:
@@ -94,8 +95,6 @@ class LanguageRouter:
     def load_sentence_splitters(self) -> None:
         """Load spaCy's pipeline of every covered language now (French alone takes ~4 s); a
         server runs this in the background once it is ready."""
-        from .text import sentencizer
-
         for language in self.languages:
             sentencizer(language)
 

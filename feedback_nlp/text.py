@@ -8,16 +8,11 @@ breaks or control characters were cleaned up.
 from __future__ import annotations
 
 import html
-import importlib.util
 import re
-import sys
 import threading
-import types
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 # An HTML entity (named or numeric), or a run of whitespace/control/invisible characters.
 _TOKEN_RE = re.compile(
@@ -118,61 +113,15 @@ def _sentencizer(language: str = "en"):
     blank pipeline needs an extra package (ja, ko, th, ...) use spaCy's multi-language one.
     Loaded once per language.
     """
-    with _lean_spacy_import():
-        import spacy
+    import spacy  # here, not at the top: ~0.6 s (more where torch is installed: spaCy's thinc imports it)
 
-        try:
-            nlp = spacy.blank(language)
-        except (ImportError, KeyError, ValueError, OSError):  # unknown code, or a tokenizer that needs a package
-            nlp = spacy.blank("xx")
-        nlp.add_pipe("sentencizer")
+    try:
+        nlp = spacy.blank(language)
+    except (ImportError, KeyError, ValueError, OSError):  # unknown code, or a tokenizer that needs a package
+        nlp = spacy.blank("xx")
+    nlp.add_pipe("sentencizer")
     punct = set(nlp.get_pipe("sentencizer").punct_chars)
     return nlp, punct
-
-
-def _spacy_info(*args, **kwargs):
-    """Stands in for ``spacy.info`` (imported by spaCy's ``__init__`` from its CLI); runs the real one."""
-    from spacy.cli.info import info
-
-    return info(*args, **kwargs)
-
-
-@contextmanager
-def _lean_spacy_import():
-    """Import spaCy without what a blank pipeline never uses; both come back on demand.
-
-    - torch: spaCy's thinc imports it whenever it is installed (seconds and hundreds of MB).
-      It is hidden during the import unless already loaded, so the ONNX runtime stays
-      torch-free; importing torch later works as usual.
-    - spaCy's command-line interface (typer, weasel and every ``spacy`` command), which
-      ``spacy/__init__`` imports only to offer ``spacy.info``: ~0.3 s of a ~0.9 s import.
-      ``spacy.cli`` is a placeholder during the import (its real folder, so any submodule
-      still loads; only its ``__init__`` and ``info`` are skipped), then removed, so a later
-      ``import spacy.cli`` gets the real package; ``spacy.info`` runs the real one.
-    """
-    if "spacy" in sys.modules:
-        yield
-        return
-    placed: dict[str, object] = {}
-    if "torch" not in sys.modules and "thinc" not in sys.modules:
-        placed["torch"] = None  # makes `import torch` raise ImportError
-    spec = importlib.util.find_spec("spacy")
-    if spec is not None and spec.submodule_search_locations and "spacy.cli" not in sys.modules:
-        cli = types.ModuleType("spacy.cli")
-        cli.__path__ = [str(Path(folder) / "cli") for folder in spec.submodule_search_locations]
-        info = types.ModuleType("spacy.cli.info")
-        info.info = _spacy_info
-        placed.update({"spacy.cli": cli, "spacy.cli.info": info})
-    sys.modules.update(placed)  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        for name, module in placed.items():
-            if sys.modules.get(name, 0) is module:
-                del sys.modules[name]
-        spacy = sys.modules.get("spacy")
-        if spacy is not None and getattr(spacy, "cli", None) is placed.get("spacy.cli"):
-            del spacy.cli
 
 
 def split_sentences(text: str, language: str = "en") -> list[Sentence]:

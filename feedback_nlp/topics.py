@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InvalidInputError
+from .report.tagged import parse_times, read_tagged
 
 MIN_TOPIC_SHARE = 0.0025
 MIN_TOPIC_SIZE = 5
@@ -137,8 +138,7 @@ def discover_file(tagged: str, *, model=None, theme: str | None = None, polarity
     optionally ``polarity``) of those with it. ``model``: a loaded model or a folder (its encoder
     gives the vectors; default: the default model). ``time``: a date column for each topic's
     comments per month. Returns a JSON-ready dict."""
-    from .artifacts import load_model
-    from .report import parse_times, read_tagged
+    from .registry import load_model
 
     data = read_tagged(tagged, text_column)
     if data.text_column is None:

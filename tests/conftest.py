@@ -58,9 +58,18 @@ def model_dir(_model_dir, tmp_path):
 
 
 def assert_classifies_without(model_dir, modules=("sklearn", "scipy", "pandas", "torch")):
-    """Load ``model_dir`` and classify in a fresh process; fail if any of ``modules`` got imported."""
+    """Load ``model_dir`` and classify in a fresh process; fail if any of ``modules`` got imported.
+
+    torch is checked where it is not installed (the base install, `pip install .`): where it is,
+    spaCy's thinc imports it with spaCy, which the library no longer hides (.ci/run checks the
+    base install answers the same without torch).
+    """
+    import importlib.util
     import subprocess
     import sys
+
+    if importlib.util.find_spec("torch") is not None:
+        modules = tuple(m for m in modules if m != "torch")
 
     code = (
         "import sys; from feedback_nlp import load_model; "

@@ -13,16 +13,6 @@ def test_round_trip_gives_identical_scores(fitted, model_dir, fake_encoder):
     assert loaded.classify(texts) == fitted.classify(texts)
 
 
-def test_a_model_saved_before_whole_vector_existed_still_encodes_whole_comments(fitted, model_dir):
-    """Its heads were trained on encoded whole comments: loading it must not switch to the mean."""
-    from feedback_nlp.artifacts import amend_model
-
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    assert manifest["params"]["whole_vector"] == "mean"
-    amend_model(model_dir, {"params": {k: v for k, v in manifest["params"].items() if k != "whole_vector"}})
-    assert load_model(model_dir).whole_vector == "encode"
-
-
 def test_loading_and_classifying_never_imports_scikit_learn(model_dir):
     """The heads are kept as weights: a process that only classifies skips scikit-learn, scipy
     and pandas (about 1 s and 160 MB of start-up)."""
@@ -33,33 +23,33 @@ def test_loading_and_classifying_never_imports_scikit_learn(model_dir):
 
 def test_manifest_records_what_a_reader_needs(model_dir):
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["encoder"] == {"kind": "hashing", "dim": 256}
     assert set(manifest["thresholds"]) == {"speed", "attitude", "skills", "not_solved", "bounced_around"}
     assert [t["id"] for t in manifest["taxonomy"]["themes"]][0] == "speed"
-    assert {"heads.joblib", "MODEL_CARD.md"} <= set(manifest["files"])
+    assert {"heads.json", "heads.npz", "MODEL_CARD.md"} <= set(manifest["files"])
     assert all(len(h) == 64 for h in manifest["files"].values())
     assert "scikit-learn" in manifest["libraries"]
     assert "threshold" in (model_dir / "MODEL_CARD.md").read_text()
 
 
 def test_missing_file_is_named(model_dir):
-    (model_dir / "heads.joblib").unlink()
-    with pytest.raises(ArtifactError, match="heads.joblib: missing"):
+    (model_dir / "heads.npz").unlink()
+    with pytest.raises(ArtifactError, match="heads.npz: missing"):
         load_model(model_dir)
 
 
 def test_altered_file_is_named(model_dir):
-    with open(model_dir / "heads.joblib", "ab") as fh:
+    with open(model_dir / "heads.npz", "ab") as fh:
         fh.write(b"tampered")
-    with pytest.raises(ArtifactError, match="heads.joblib: sha256 does not match"):
+    with pytest.raises(ArtifactError, match="heads.npz: sha256 does not match"):
         load_model(model_dir)
 
 
 def test_truncated_file_is_refused(model_dir):
-    data = (model_dir / "heads.joblib").read_bytes()
-    (model_dir / "heads.joblib").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ArtifactError, match="heads.joblib"):
+    data = (model_dir / "heads.npz").read_bytes()
+    (model_dir / "heads.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="heads.npz"):
         verify_model(model_dir)
 
 
@@ -116,3 +106,31 @@ def test_loading_checks_the_files_of_its_runtime_and_info_checks_all(model_dir):
     # ... and a full check (feedback-nlp info) finds any of them.
     with pytest.raises(ArtifactError, match="encoder/weights.bin"):
         verify_model(model_dir)
+
+
+def test_a_model_folder_holds_no_pickle_and_loads_none(model_dir, monkeypatch):
+    """Heads are JSON + arrays: loading never unpickles (np.load refuses pickled arrays)."""
+    import pickle
+
+    assert not list(model_dir.rglob("*.joblib")) and not list(model_dir.rglob("*.pkl"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loading a model unpickled something")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    assert load_model(model_dir).classify(["still broken"])
+
+
+def test_heads_round_trip_through_arrays_and_json(fitted):
+    from feedback_nlp.heads import pack, unpack
+
+    meta, arrays = pack(fitted.fitted_state())
+    json.dumps(meta)  # JSON values only
+    assert all(isinstance(a, np.ndarray) and a.dtype != object for a in arrays.values())
+    again = unpack(json.loads(json.dumps(meta)), arrays)
+    texts = ["quick and friendly", "still broken, transferred twice"]
+    before = fitted.predict_proba(texts)
+    fitted.set_fitted_state(again)
+    assert np.array_equal(fitted.predict_proba(texts), before)

@@ -171,7 +171,7 @@ def test_training_is_reproducible(tmp_path):
     assert (a.predict_proba(texts) == b.predict_proba(texts)).all()
     ma = json.loads((tmp_path / "a" / "manifest.json").read_text())
     mb = json.loads((tmp_path / "b" / "manifest.json").read_text())
-    assert ma["files"]["heads.joblib"] == mb["files"]["heads.joblib"]
+    assert ma["files"]["heads.npz"] == mb["files"]["heads.npz"]
     assert ma["training"]["data_sha256"] == mb["training"]["data_sha256"]
 
 

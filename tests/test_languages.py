@@ -139,7 +139,7 @@ def test_router_folder_round_trip_and_tamper_check(router, tmp_path):
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["languages"] == ["en"]
     assert manifest["engines"] == [{"name": "multilingual", "path": "engines/multilingual", "languages": ["de", "fr", "es"]}]
-    assert "engines/multilingual/heads.joblib" in manifest["files"]
+    assert "engines/multilingual/heads.npz" in manifest["files"]
     assert "engines/multilingual/manifest.json" in manifest["files"]
     loaded = load_model(path)
     assert isinstance(loaded, LanguageRouter)
@@ -147,9 +147,9 @@ def test_router_folder_round_trip_and_tamper_check(router, tmp_path):
     assert loaded.classify(texts, ["de", "en"]) == router.classify(texts, ["de", "en"])
     # One encoder object serves both engines when their specs are equal.
     assert loaded.engines[1].model.encoder_ is loaded.main.encoder_
-    heads = path / "engines" / "multilingual" / "heads.joblib"
+    heads = path / "engines" / "multilingual" / "heads.npz"
     heads.write_bytes(heads.read_bytes() + b"x")
-    with pytest.raises(ArtifactError, match="engines/multilingual/heads.joblib"):
+    with pytest.raises(ArtifactError, match="engines/multilingual/heads.npz"):
         verify_model(path)
 
 

@@ -20,9 +20,11 @@ from typer.testing import CliRunner
 from feedback_nlp import ArtifactError, InvalidInputError, ThemeClassifier, load_model, save_model, verify_model
 from feedback_nlp.artifacts import amend_model
 from feedback_nlp.cli import app
-from feedback_nlp.encoders import CallPool, SentenceTransformerEncoder, length_batches, load_encoder, spread_calls
+from feedback_nlp.encoders import SentenceTransformerEncoder, load_encoder
+from feedback_nlp.export import export_onnx
+from feedback_nlp.runtime import CallPool, length_batches, spread_calls
 from feedback_nlp.errors import EncoderError
-from feedback_nlp.onnx_encoder import OnnxEncoder, export_onnx
+from feedback_nlp.onnx_encoder import OnnxEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -111,7 +113,7 @@ def test_encode_is_normalised_float32_and_independent_of_batching(toy_export):
 def test_int8_vectors_do_not_depend_on_the_other_texts_in_a_call(tmp_path):
     """A comment's int8 vector is the same alone or beside a text with large activations
     (one quantisation scale per call would let "broken" coarsen every other text's)."""
-    from feedback_nlp.onnx_encoder import _quantize
+    from feedback_nlp.export import _quantize
 
     folder = make_toy_export(tmp_path / "onnx", project=True)
     _quantize(folder / "model.onnx", folder / "model.int8.onnx")

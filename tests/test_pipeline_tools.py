@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from feedback_nlp import HashingEncoder, ThemeClassifier, load_model, save_model
-from feedback_nlp.artifacts import default_model_path, promote_model, promotion_history, rollback_model
+from feedback_nlp.registry import default_model_path, promote_model, promotion_history, rollback_model
 from feedback_nlp.cli import app
 from feedback_nlp.errors import ArtifactError
 from training.compare import bootstrap_f1_difference, compare_models
@@ -114,7 +114,7 @@ def test_promote_classify_uses_it_and_rollback(registry, model_dir, fitted, tmp_
 
 
 def test_promote_refuses_a_tampered_model(registry, model_dir):
-    (model_dir / "heads.joblib").write_bytes(b"tampered")
+    (model_dir / "heads.npz").write_bytes(b"tampered")
     result = invoke("promote", model_dir)
     assert result.exit_code == ArtifactError.exit_code and "sha256" in result.stderr
     assert not (registry / "current.json").exists()
@@ -296,7 +296,7 @@ def test_end_to_end_train_evaluate_compare_promote(tmp_path, monkeypatch):
     assert run("classify", src, "-o", tmp_path / "out.jsonl").exit_code == 0  # no --model: the promoted one
     assert json.loads((tmp_path / "out.jsonl").read_text())["themes"][0]["theme"] == "bounced_around"
     assert run("promote", "--rollback").exit_code == 0
-    from feedback_nlp.artifacts import default_model_path
+    from feedback_nlp.registry import default_model_path
 
     assert json.loads((default_model_path() / "manifest.json").read_text())["training"]["config"]["C"] == 0.001
 

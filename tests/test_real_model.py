@@ -7,7 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from feedback_nlp import load_model
-from feedback_nlp.artifacts import default_model_path, verify_model
+from feedback_nlp.artifacts import verify_model
+from feedback_nlp.registry import default_model_path
 from feedback_nlp.cli import app
 
 pytestmark = pytest.mark.real_model

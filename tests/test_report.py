@@ -233,7 +233,8 @@ def test_dates_in_mixed_formats_parse_without_warnings():
 
 
 def test_the_latest_period_is_a_finding_only_when_the_change_is_significant(tmp_path):
-    from feedback_nlp.report import _findings, analyse, read_tagged
+    from feedback_nlp.report import analyse, read_tagged
+    from feedback_nlp.report.html import _findings
 
     def tagged(last_share):
         rows = []

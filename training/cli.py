@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
         show: bool = typer.Option(False, "--list", help="Show the promoted model and the history."),
     ):
         """Make a model the default for classify and serve (or roll back to the previous one)."""
-        from feedback_nlp.artifacts import current_promotion, promote_model, promotion_history, registry_home, rollback_model
+        from feedback_nlp.registry import current_promotion, promote_model, promotion_history, registry_home, rollback_model
 
         if sum([model is not None, rollback, show]) != 1:
             typer.echo("error: give a model folder, --rollback or --list", err=True)

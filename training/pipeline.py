@@ -233,13 +233,14 @@ def make_encoder(config: TrainConfig, encoder=None):
 
     A fine-tuned encoder is only cached in memory: its vectors are of no use to another run.
     """
-    from feedback_nlp.encoders import CachedEncoder, HashingEncoder, bundled_encoders, default_cache_folder, load_encoder
+    from feedback_nlp.encoders import CachedEncoder, HashingEncoder, bundled_encoders, load_encoder
+    from feedback_nlp.files import cache_folder
 
     encoder = encoder if encoder is not None else load_encoder(config.classifier_params()["encoder"])
     if (isinstance(encoder, HashingEncoder) or bundled_encoders(encoder)
             or config.embedding_cache in (None, "none", "")):
         return CachedEncoder(encoder)
-    folder = default_cache_folder() if config.embedding_cache == "default" else Path(config.embedding_cache)
+    folder = cache_folder() if config.embedding_cache == "default" else Path(config.embedding_cache)
     return CachedEncoder(encoder, folder)
 
 

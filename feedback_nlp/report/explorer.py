@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InvalidInputError
-from .report import POLARITY_WORD, Tagged, _clean, parse_times
-from .text import redact
+from ..data import _clean
+from ..errors import InvalidInputError
+from ..text import redact
+from .tagged import POLARITY_WORD, Tagged, parse_times
 
 TEMPLATE = Path(__file__).with_name("explorer.html")
 
