@@ -33,6 +33,7 @@ from .labels import is_single_label, normalize_label
 from .languages import resolve_languages
 from .lexical import LexicalHeads, NgramVocabulary
 from .metrics import label_matrix
+from .results import Result, scored, theme_hit, unscored
 from .runtime import warm_up
 from .taxonomy import DEFAULT_TAXONOMY, Taxonomy
 from .text import Sentence, split_clauses, split_sentences_many
@@ -668,7 +669,7 @@ class ThemeClassifier:
     def supports(self, language: str) -> bool:
         return not self.languages or language in self.languages
 
-    def classify(self, X, languages: Sequence[str | None] | str | None = None) -> list[dict]:
+    def classify(self, X, languages: Sequence[str | None] | str | None = None) -> list[Result]:
         """The full answer per text: tagged themes (score, polarity, evidence), all scores, and
         the comment's language (detected, or given: one code for all texts or one per text).
 
@@ -682,16 +683,13 @@ class ThemeClassifier:
         codes = resolve_languages(texts, languages, default=self.main_language, supported=self.languages)
         supported = [self.supports(c) for c in codes]
         keep = [i for i, ok in enumerate(supported) if ok]
-        results = [{"themes": [], "scores": {}, "language": c, "language_supported": False} for c in codes]
+        results = [unscored(c) for c in codes]
         if keep:
-            scored = self._classify([X[i] for i in keep], [codes[i] for i in keep])
-            for i, result in zip(keep, scored):
-                result["language"] = codes[i]
-                result["language_supported"] = True
+            for i, result in zip(keep, self._classify([X[i] for i in keep], [codes[i] for i in keep])):
                 results[i] = result
         return results
 
-    def _classify(self, X: list, languages: list[str]) -> list[dict]:
+    def _classify(self, X: list, languages: list[str]) -> list[Result]:
         units, scores, best = self._analyse(X, languages)
         tagged = self.decide(scores)
         ids = [str(c) for c in self.classes_]
@@ -713,17 +711,13 @@ class ThemeClassifier:
             for j in sorted(np.flatnonzero(tagged[i]), key=lambda j: -scores[i, j]):
                 theme = ids[j]
                 sent = sents[int(best[i, j])] if sents else None
-                entry = {"theme": theme, "score": round(float(scores[i, j]), 4), "polarity": None, "polarity_score": None}
+                polarity, polarity_score = None, None
                 if self.mode_ == "multi" and theme in polar:
                     p_pos = pol_scores[(i, theme)]
-                    entry["polarity"] = "positive" if p_pos >= 0.5 else "negative"
-                    entry["polarity_score"] = round(max(p_pos, 1 - p_pos), 4)
+                    polarity = "positive" if p_pos >= 0.5 else "negative"
+                    polarity_score = max(p_pos, 1 - p_pos)
                 elif self.mode_ == "multi":
-                    entry["polarity"] = self.taxonomy_[theme].fixed_polarity
-                entry["evidence"] = {"text": sent.text, "start": sent.start, "end": sent.end} if sent else None
-                themes.append(entry)
-            result = {"themes": themes, "scores": {t: round(float(s), 4) for t, s in zip(ids, scores[i])}}
-            if units.truncated[i]:
-                result["truncated"] = True
-            results.append(result)
+                    polarity = self.taxonomy_[theme].fixed_polarity
+                themes.append(theme_hit(theme, scores[i, j], polarity, polarity_score, sent))
+            results.append(scored(themes, dict(zip(ids, scores[i])), languages[i], truncated=bool(units.truncated[i])))
         return results

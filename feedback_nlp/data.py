@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidInputError
-from .labels import normalize_label
+from .labels import normalize_label, short_polarity
+from .results import flat_arrow_types, flatten_rows
 
 FORMATS = {
     ".csv": "csv", ".tsv": "tsv", ".txt": "csv",
@@ -258,49 +259,13 @@ def read_column(path: str | Path, column: str) -> list[str | None] | None:
 
 def write_labelled(path: str | Path, texts, labels) -> None:
     """Write texts with theme labels as JSONL (``{"text", "themes": {id: pos|neg|null}}``)."""
-    short = {"positive": "pos", "negative": "neg", None: None}
     with open(path, "w", encoding="utf-8") as fh:
         for text, label in zip(texts, labels):
-            themes = {k: short[v] for k, v in normalize_label(label).items()}
+            themes = {k: short_polarity(v) for k, v in normalize_label(label).items()}
             fh.write(json.dumps({"text": text, "themes": themes}, ensure_ascii=False) + "\n")
 
 
 # --- writers ---------------------------------------------------------------------------
-
-
-RESULT_KEYS = ("themes", "scores", "truncated", "language", "language_supported")
-
-
-def flat_columns(theme_ids: list[str]) -> list[str]:
-    """The columns classification adds to CSV/Parquet output, in order."""
-    return ["themes", *(f"score_{t}" for t in theme_ids), "language", "language_supported"]
-
-
-def flat_arrow_types(theme_ids: list[str]) -> dict:
-    """The Arrow type of every column :func:`flat_columns` names (Parquet and Ray output)."""
-    import pyarrow as pa
-
-    return {name: pa.float64() if name.startswith("score_") else pa.bool_() if name == "language_supported" else pa.string()
-            for name in flat_columns(theme_ids)}
-
-
-def flatten_rows(rows: list[dict], theme_ids: list[str]) -> list[dict]:
-    """Classified rows as flat columns (the CSV/Parquet output): the input's columns, then
-    ``themes`` ("theme:polarity;theme..."), one ``score_<theme>`` per theme (empty when the
-    comment was not scored), ``language`` and ``language_supported``."""
-    flat = []
-    for row in rows:
-        out = {k: v for k, v in row.items() if k not in RESULT_KEYS}
-        out["themes"] = ";".join(
-            f"{t['theme']}:{t['polarity']}" if t.get("polarity") else t["theme"] for t in row["themes"]
-        )
-        scored = row.get("language_supported", True)  # a comment in an unsupported language has no scores
-        for theme in theme_ids:
-            out[f"score_{theme}"] = row["scores"].get(theme, 0.0) if scored else None
-        out["language"] = row.get("language")
-        out["language_supported"] = row.get("language_supported")
-        flat.append(out)
-    return flat
 
 
 _NUMBER_RE = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]+)?")

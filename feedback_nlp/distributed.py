@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .batch import classify_records
-from .data import FORMATS, RESULT_KEYS, detect_format, flat_arrow_types, flat_columns, flatten_rows
+from .data import FORMATS, detect_format
+from .results import RESULT_KEYS, flat_arrow_types, flat_columns, flatten_rows
 from .errors import InvalidInputError
 
 RAY_FORMATS = ("parquet", "csv")

@@ -28,6 +28,14 @@ def parse_polarity(value, *, where: str = "") -> str | None:
     )
 
 
+SHORT_POLARITY = {"positive": "pos", "negative": "neg", None: None}  # the short form label files are written in
+
+
+def short_polarity(value, *, where: str = "") -> str | None:
+    """Any polarity word :func:`parse_polarity` accepts, in the short form files use: pos, neg or None."""
+    return SHORT_POLARITY[parse_polarity(value, where=where)]
+
+
 def parse_theme_string(value: str, *, where: str = "") -> dict[str, str | None]:
     """``"speed:neg;not_solved"`` -> ``{"speed": "negative", "not_solved": None}``."""
     themes: dict[str, str | None] = {}

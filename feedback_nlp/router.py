@@ -22,6 +22,7 @@ import numpy as np
 from .classifier import ThemeClassifier
 from .errors import InvalidInputError
 from .languages import resolve_languages
+from .results import unscored
 from .text import sentencizer
 
 
@@ -153,7 +154,7 @@ class LanguageRouter:
     def classify(self, X, languages: Sequence[str | None] | str | None = None) -> list[dict]:
         X, codes, chosen = self.route(X, languages)
         results: list[dict] = [
-            {"themes": [], "scores": {}, "language": c, "language_supported": False} for c in codes
+            unscored(c) for c in codes
         ]
         ids = [str(c) for c in self.main.classes_]
         for e, rows in self._groups(chosen):

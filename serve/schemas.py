@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from feedback_nlp.results import tags_for
+
 from .settings import MAX_ITEMS
 
 Id = str | int
@@ -95,21 +97,6 @@ class ClassifyResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
-
-
-def tags_for(result: dict) -> list[str]:
-    """Flat strings for rules without scripting: ``feedback_<theme>[_<polarity>]``.
-
-    A theme with a predicted polarity gets it in the tag (``feedback_speed_negative``);
-    one that is always one way does not (``feedback_not_solved``).
-    """
-    tags = []
-    for hit in result["themes"]:
-        tag = f"feedback_{hit['theme']}"
-        if hit.get("polarity_score") is not None:
-            tag += f"_{hit['polarity']}"
-        tags.append(tag)
-    return tags
 
 
 def encode_results(items: list[Item], results: list[dict]) -> list[dict[str, Any]]:

@@ -1,24 +1,13 @@
+"""The model folder format: manifest, verification, amending, tampering.
+
+Saving and loading round trips are in test_registry.py, the heads' arrays in test_heads.py.
+"""
+
 import json
 
-import numpy as np
 import pytest
 
-from feedback_nlp import ArtifactError, load_model, save_model, verify_model
-
-
-def test_round_trip_gives_identical_scores(fitted, model_dir, fake_encoder):
-    loaded = load_model(model_dir)
-    texts = ["quick and friendly", "still broken, transferred twice", ""]
-    assert np.allclose(loaded.predict_proba(texts), fitted.predict_proba(texts))
-    assert loaded.classify(texts) == fitted.classify(texts)
-
-
-def test_loading_and_classifying_never_imports_scikit_learn(model_dir):
-    """The heads are kept as weights: a process that only classifies skips scikit-learn, scipy
-    and pandas (about 1 s and 160 MB of start-up)."""
-    from conftest import assert_classifies_without
-
-    assert_classifies_without(model_dir)
+from feedback_nlp import ArtifactError, load_model, verify_model
 
 
 def test_manifest_records_what_a_reader_needs(model_dir):
@@ -72,16 +61,6 @@ def test_unknown_format_version_and_missing_manifest(model_dir, tmp_path):
         load_model(tmp_path / "empty")
 
 
-def test_save_replaces_an_existing_folder_atomically(fitted, tmp_path):
-    path = tmp_path / "m"
-    save_model(fitted, path)
-    (path / "stale.txt").write_text("old")
-    save_model(fitted, path)
-    assert not (path / "stale.txt").exists()
-    assert [p.name for p in tmp_path.iterdir()] == ["m"]
-    load_model(path)
-
-
 def test_loading_checks_the_files_of_its_runtime_and_info_checks_all(model_dir):
     from feedback_nlp import load_model, verify_model
     from feedback_nlp.artifacts import amend_model
@@ -121,16 +100,3 @@ def test_a_model_folder_holds_no_pickle_and_loads_none(model_dir, monkeypatch):
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
     assert load_model(model_dir).classify(["still broken"])
-
-
-def test_heads_round_trip_through_arrays_and_json(fitted):
-    from feedback_nlp.heads import pack, unpack
-
-    meta, arrays = pack(fitted.fitted_state())
-    json.dumps(meta)  # JSON values only
-    assert all(isinstance(a, np.ndarray) and a.dtype != object for a in arrays.values())
-    again = unpack(json.loads(json.dumps(meta)), arrays)
-    texts = ["quick and friendly", "still broken, transferred twice"]
-    before = fitted.predict_proba(texts)
-    fitted.set_fitted_state(again)
-    assert np.array_equal(fitted.predict_proba(texts), before)

@@ -202,26 +202,6 @@ def test_retrain_base_model_with_new_feedback(tmp_path):
     assert invoke("train", "--base", base, "--add", new, "-o", tmp_path / "bad", "--set", "own_weight=0").exit_code != 0
 
 
-def test_embedding_cache_is_reused_between_runs(tmp_path):
-    import numpy as np
-
-    from feedback_nlp.encoders import CachedEncoder, HashingEncoder
-
-    calls = []
-
-    class Counting(HashingEncoder):
-        def encode(self, texts, batch_size=64):
-            calls.append(len(texts))
-            return super().encode(texts)
-
-    first = CachedEncoder(Counting(), tmp_path / "cache")
-    v1 = first.encode(["a b", "c d", "a b"])
-    second = CachedEncoder(Counting(), tmp_path / "cache")
-    v2 = second.encode(["c d", "e f", "a b"])
-    assert calls == [2, 1]
-    assert np.allclose(v1[1], v2[0]) and np.allclose(v1[0], v2[2])
-
-
 def test_progress_is_logged_with_total_and_percent_when_not_in_a_terminal(model_dir, tmp_path, monkeypatch):
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"text": f"slow reply number {i}"}) + "\n" for i in range(30)), encoding="utf-8")

@@ -110,53 +110,6 @@ def test_cli_on_the_sample_csv(tmp_path):
     assert by_ticket["INC0010244"] == ""
 
 
-def test_use_tokenizers_agree_and_old_specs_keep_the_pure_one():
-    from feedback_nlp.encoders import load_encoder
-
-    fast, pure = load_encoder("use"), load_encoder({"kind": "use"})  # a spec saved before the choice existed
-    assert fast.spec() == {"kind": "use", "tokenizer": "sentencepiece"} and pure.spec() == {"kind": "use"}
-    assert load_encoder(fast.spec()).tokenizer == "sentencepiece"
-    texts = ["The agent was quick and kind.", "Waited 3 days; nobody called back!", "Ticket INC0012345 closed, not fixed."]
-    cosines = (fast.encode(texts) * pure.encode(texts)).sum(axis=1)
-    assert cosines.min() > 0.9999, cosines
-    # The reference library makes one unknown piece of a run of emoji; the pure port one per emoji.
-    assert float((fast.encode(["Great 👍👍"]) * pure.encode(["Great 👍👍"])).sum()) < 0.9999
-
-
-def test_use_weights_load_from_a_plain_copy_in_the_cache(tmp_path, monkeypatch):
-    import numpy as np
-
-    from feedback_nlp.encoders import load_encoder
-
-    texts = ["The agent was quick and kind.", "Nobody called back."]
-    (tmp_path / "not-a-folder").write_text("")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))  # no cache possible: the package's own loading
-    reference = load_encoder("use").encode(texts)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "rw"))
-    first = load_encoder("use").encode(texts)  # writes the copy
-    copies = list((tmp_path / "rw" / "feedback-nlp").glob("use-weights-*.npz"))
-    assert len(copies) == 1
-    second = load_encoder("use").encode(texts)  # reads it
-    assert np.array_equal(first, reference) and np.array_equal(second, reference)
-
-
-def test_minilm_calls_split_by_length_give_the_library_s_own_vectors():
-    import numpy as np
-
-    from feedback_nlp.encoders import SentenceTransformerEncoder, length_batches
-
-    encoder = SentenceTransformerEncoder()
-    st = encoder._load()
-    texts = ["ok", "Thanks!", "The agent fixed my VPN in ten minutes and explained what had gone wrong with the certificate.",
-             "slow", "Transferred three times before anyone knew what a docking station was, and then it was closed unsolved.",
-             "great job", "Rude on the phone."] * 3
-    lengths = [len(ids) for ids in st.tokenizer(texts)["input_ids"]]
-    assert len(length_batches(lengths, 64, encoder.CALL_COST_TOKENS)) > 1  # the long ones go in a call of their own
-    ours = encoder.encode(texts)
-    theirs = st.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-    assert ours.dtype == np.float32 and np.allclose(ours, theirs, atol=1e-5)
-
-
 def test_readme_example_output_comes_from_the_shipped_model(model):
     """README's first example and its output contract are the shipped model's answers; retraining
     the default without updating README fails here."""

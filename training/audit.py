@@ -18,7 +18,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from feedback_nlp import ThemeClassifier, read_labelled
 from feedback_nlp.encoders import CachedEncoder, load_encoder
 from feedback_nlp.errors import InvalidInputError
-from feedback_nlp.labels import is_single_label, normalize_label
+from feedback_nlp.labels import is_single_label, normalize_label, short_polarity
 from feedback_nlp.metrics import label_matrix
 
 
@@ -151,7 +151,7 @@ def find_label_issues(texts, labels, params: dict | None = None, *, folds: int =
 
 
 def _short(label) -> dict:
-    return {t: {"positive": "pos", "negative": "neg"}.get(p) for t, p in normalize_label(label).items()}
+    return {t: short_polarity(p) for t, p in normalize_label(label).items()}
 
 
 def audit_file(data, config=None, *, folds: int | None = None, top: int | None = 50) -> AuditReport:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from feedback_nlp.labels import normalize_label
+from feedback_nlp.labels import normalize_label, short_polarity
 from feedback_nlp.languages import check_language
 from feedback_nlp.taxonomy import DEFAULT_TAXONOMY
 from feedback_nlp.text import normalize
@@ -107,13 +107,12 @@ def main(argv=None) -> None:
     in_cluster = Counter(root)
     near_dupe_rows = sum(1 for i in range(len(texts)) if in_cluster[root[i]] > 1 and root[i] != i)
 
-    short = {"positive": "pos", "negative": "neg", None: None}
     by_split: dict[str, list[dict]] = {name: [] for name, _ in SPLITS}
     for i, row in enumerate(unique):
         # Translations (ml_tr_*) render train-split comments: they stay in train, so no dev or
         # test comment is a translation of a training one.
         split = "train" if row["source"].startswith("ml_tr_") else _split_of(unique[root[i]]["text"])
-        by_split[split].append({"text": row["text"], "themes": {k: short[v] for k, v in row["themes"].items()},
+        by_split[split].append({"text": row["text"], "themes": {k: short_polarity(v) for k, v in row["themes"].items()},
                                 "source": row["source"], "language": row["language"]})
     for name, items in by_split.items():
         with open(args.out / f"{name}.jsonl", "w", encoding="utf-8") as fh:

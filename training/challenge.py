@@ -21,12 +21,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from feedback_nlp.labels import normalize_label
+from feedback_nlp.labels import normalize_label, short_polarity
 from feedback_nlp.taxonomy import DEFAULT_TAXONOMY
 from training.relabel_agreement import label_agreement
 
 FOLDER = Path(__file__).parent / "challenge"
-SHORT = {"positive": "pos", "negative": "neg", None: None}
 
 
 def _rows(path: Path) -> list[dict]:
@@ -34,7 +33,7 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _short(themes) -> dict:
-    return {t: SHORT[p] for t, p in sorted(normalize_label(themes).items())}
+    return {t: short_polarity(p) for t, p in sorted(normalize_label(themes).items())}
 
 
 def read_challenge(folder: Path = FOLDER) -> tuple[list[str], list[dict]]:

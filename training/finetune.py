@@ -145,7 +145,7 @@ def finetune_encoder(
     if len(texts) < 2:
         raise InvalidInputError("fine-tuning needs at least 2 labelled texts")
     torch.manual_seed(settings.seed)
-    st = SentenceTransformerEncoder(model, device="cuda" if torch.cuda.is_available() else "cpu")._load()
+    st = SentenceTransformerEncoder(model, device="cuda" if torch.cuda.is_available() else "cpu").load()
     saved_length = st.max_seq_length
     st.max_seq_length = min(int(saved_length or settings.max_seq_length), settings.max_seq_length)
     # Loading an encoder for inference pins torch to one thread per call; training wants every core.

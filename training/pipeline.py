@@ -15,7 +15,7 @@ import numpy as np
 from feedback_nlp import ThemeClassifier, evaluate, read_labelled, save_model
 from feedback_nlp.errors import InvalidInputError
 from feedback_nlp.data import read_column
-from feedback_nlp.labels import normalize_label
+from feedback_nlp.labels import normalize_label, short_polarity
 from feedback_nlp.metrics import label_matrix, multilabel_metrics
 from feedback_nlp.text import normalize
 
@@ -285,7 +285,7 @@ def _pack_data(texts, labels, languages=None) -> bytes:
     lines = []
     for i, (text, label) in enumerate(zip(texts, labels)):
         if isinstance(label, dict):
-            row = {"text": text, "themes": {k: {"positive": "pos", "negative": "neg"}.get(v, v) for k, v in label.items()}}
+            row = {"text": text, "themes": {k: short_polarity(v) for k, v in label.items()}}
         else:
             row = {"text": text, "label": label}
         if languages is not None:

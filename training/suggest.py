@@ -26,11 +26,10 @@ import numpy as np
 
 from feedback_nlp.data import iter_chunks
 from feedback_nlp.errors import InvalidInputError
-from feedback_nlp.labels import normalize_label, parse_theme_string
+from feedback_nlp.labels import normalize_label, parse_polarity, parse_theme_string, short_polarity
 from feedback_nlp.text import normalize
 
 FORMATS = ("jsonl", "label-studio", "argilla")
-SHORT = {"positive": "pos", "negative": "neg", None: None}
 QUESTION = "themes"  # the Label Studio control / Argilla question holding the themes
 FIELD = "text"  # the Label Studio object / Argilla field holding the comment
 
@@ -121,7 +120,7 @@ def suggest(model, texts, n: int = 50, *, pool_factor: int = 10, batch_size: int
     results = model.classify([texts[i] for i in picked])
     out = []
     for i, result in zip(picked, results):
-        themes = {t["theme"]: SHORT.get(t.get("polarity")) for t in result["themes"]}
+        themes = {t["theme"]: short_polarity(t.get("polarity")) for t in result["themes"]}
         out.append(Suggestion(
             row=rows[i] if rows else int(i) + 1, text=texts[i], uncertainty=round(float(unc[i]), 4),
             scores=result["scores"], themes=themes, extra=extras[i] if extras else {},
@@ -148,8 +147,7 @@ def theme_choices(taxonomy) -> list[str]:
 
 
 def _choices_of(themes: dict) -> list[str]:
-    long = {"pos": "positive", "neg": "negative"}
-    return [f"{t}:{long[p]}" if p in long else t for t, p in themes.items()]
+    return [f"{t}:{parse_polarity(p)}" if p in ("pos", "neg") else t for t, p in themes.items()]
 
 
 def label_studio_config(taxonomy) -> str:
@@ -270,7 +268,7 @@ def _themes_from_choices(choices, where: str) -> dict:
     themes: dict = {}
     for choice in choices or []:
         themes.update(parse_theme_string(str(choice), where=where))
-    return {t: SHORT[p] for t, p in themes.items()}
+    return {t: short_polarity(p) for t, p in themes.items()}
 
 
 def _from_label_studio(tasks, path) -> tuple[list[str], list[dict], int]:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..data import _clean, detect_format, iter_chunks
 from ..errors import InvalidInputError
+from ..labels import parse_polarity
 from ..taxonomy import DEFAULT_TAXONOMY
 
 POLARITY_WORD = {"negative": "complaint", "positive": "praise", None: "mentioned"}
@@ -154,12 +155,13 @@ def _parse_themes(value, where: str) -> list[Hit]:
     raise InvalidInputError(f"{where}: cannot read 'themes' ({type(value).__name__})")
 
 
+_POLARITY_WORDS = ("", "none", "null", "negative", "neg", "positive", "pos")  # a subset of what parse_polarity reads
+
+
 def _polarity(value, where: str) -> str | None:
     value = (_clean(value) or "").strip().lower()
-    if value in ("", "none", "null"):
-        return None
-    if value in ("negative", "neg", "positive", "pos"):
-        return "negative" if value.startswith("neg") else "positive"
+    if value in _POLARITY_WORDS:
+        return parse_polarity(value)
     raise InvalidInputError(f"{where}: unknown polarity {value!r} (expected positive or negative)")
 
 

@@ -1,0 +1,81 @@
+"""feedback_nlp.router: the language router sends each comment to its engine (fake encoder)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from feedback_nlp import HashingEncoder, ThemeClassifier, load_model, save_model, verify_model
+from feedback_nlp.errors import ArtifactError
+from feedback_nlp.router import Engine, LanguageRouter, _align
+
+from test_languages import DE, EN, _rows
+
+
+@pytest.fixture(scope="module")
+def router():
+    enc = HashingEncoder(dim=256)
+    en = _rows(EN)
+    both = en + _rows(DE)
+    main = ThemeClassifier(encoder=enc, cv=3, languages=["en"]).fit([t for t, _ in en], [y for _, y in en])
+    multi = ThemeClassifier(encoder=enc, cv=3, languages=["de", "fr", "es"]).fit(
+        [t for t, _ in both], [y for _, y in both])
+    return LanguageRouter([Engine("main", main), Engine("multilingual", multi)])
+
+
+def test_router_sends_each_comment_to_the_engine_of_its_language(router):
+    texts = ["der techniker war schnell und freundlich", "took three days to get a reply", "tack så mycket"]
+    out = router.classify(texts, ["de", "en", "sv"])
+    assert [r["language"] for r in out] == ["de", "en", "sv"]
+    assert [r["language_supported"] for r in out] == [True, True, False]
+    assert {t["theme"] for t in out[0]["themes"]} == {"speed", "attitude"}
+    assert [t["theme"] for t in out[1]["themes"]] == ["speed"]
+    assert out[2]["themes"] == [] and out[2]["scores"] == {}
+    # The German comment is scored by the multilingual engine, on the main engine's threshold scale.
+    engine = router.engines[1].model
+    raw = engine.predict_proba([texts[0]], ["de"])
+    assert np.allclose(router.predict_proba([texts[0]], ["de"]), _align(raw, engine.thresholds_, router.main.thresholds_))
+    # predict_proba + decide agree with classify for every language.
+    tagged = router.decide(router.predict_proba(texts, ["de", "en", "sv"]))
+    ids = [str(c) for c in router.classes_]
+    assert [{ids[j] for j in np.flatnonzero(row)} for row in tagged] == [{t["theme"] for t in r["themes"]} for r in out]
+
+
+def test_align_maps_thresholds_onto_the_main_scale_monotonically():
+    own, main = np.array([0.2, 0.7]), np.array([0.5, 0.4])
+    grid = np.linspace(0, 1, 101)[:, None].repeat(2, axis=1)
+    mapped = _align(grid, own, main)
+    assert np.all(np.diff(mapped, axis=0) >= 0)
+    assert np.allclose(_align(own[None], own, main), main[None])
+    assert np.allclose(mapped[0], 0) and np.allclose(mapped[-1], 1)
+
+
+def test_router_folder_round_trip_and_tamper_check(router, tmp_path):
+    path = save_model(router, tmp_path / "routed")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["languages"] == ["en"]
+    assert manifest["engines"] == [{"name": "multilingual", "path": "engines/multilingual", "languages": ["de", "fr", "es"]}]
+    assert "engines/multilingual/heads.npz" in manifest["files"]
+    assert "engines/multilingual/manifest.json" in manifest["files"]
+    loaded = load_model(path)
+    assert isinstance(loaded, LanguageRouter)
+    texts = ["der techniker war schnell und freundlich", "he was rude and impatient"]
+    assert loaded.classify(texts, ["de", "en"]) == router.classify(texts, ["de", "en"])
+    # One encoder object serves both engines when their specs are equal.
+    assert loaded.engines[1].model.encoder_ is loaded.main.encoder_
+    heads = path / "engines" / "multilingual" / "heads.npz"
+    heads.write_bytes(heads.read_bytes() + b"x")
+    with pytest.raises(ArtifactError, match="engines/multilingual/heads.npz"):
+        verify_model(path)
+
+
+def test_language_engines_load_when_their_first_comment_comes(router, tmp_path):
+    loaded = load_model(save_model(router, tmp_path / "routed"))
+    assert not loaded.engines[1].loaded and loaded.engines[1].languages == ("de", "fr", "es")
+    loaded.classify(["took three days to get a reply"], "en")
+    assert not loaded.engines[1].loaded  # English only so far
+    loaded.classify(["der techniker war schnell"], "de")
+    assert loaded.engines[1].loaded
+    fresh = load_model(tmp_path / "routed")
+    fresh.load_engines()
+    assert all(e.loaded for e in fresh.engines)
