@@ -9,18 +9,7 @@ from feedback_nlp import HashingEncoder, ThemeClassifier, load_model, save_model
 from feedback_nlp.errors import ArtifactError
 from feedback_nlp.router import Engine, LanguageRouter, _align
 
-from test_languages import DE, EN, _rows
-
-
-@pytest.fixture(scope="module")
-def router():
-    enc = HashingEncoder(dim=256)
-    en = _rows(EN)
-    both = en + _rows(DE)
-    main = ThemeClassifier(encoder=enc, cv=3, languages=["en"]).fit([t for t, _ in en], [y for _, y in en])
-    multi = ThemeClassifier(encoder=enc, cv=3, languages=["de", "fr", "es"]).fit(
-        [t for t, _ in both], [y for _, y in both])
-    return LanguageRouter([Engine("main", main), Engine("multilingual", multi)])
+from test_languages import DE, EN, _rows, router  # noqa: F401  (router: the shared fixture)
 
 
 def test_router_sends_each_comment_to_the_engine_of_its_language(router):
