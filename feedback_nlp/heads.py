@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .errors import ArtifactError
-from .lexical import LexicalHeads, NgramVocabulary
+from .lexical import LexicalHeads
 
 
 class ConstantHead:
@@ -85,27 +85,7 @@ class SoftmaxHead:
         return cls(arrays["coef"], arrays["intercept"], np.array(meta["classes"]))
 
 
-class LexicalState:
-    """How :class:`~feedback_nlp.lexical.LexicalHeads` are stored: n-grams in column order as
-    JSON, IDF and weights as arrays."""
-
-    kind = "lexical"
-
-    @staticmethod
-    def state(heads: LexicalHeads) -> tuple[dict, dict[str, np.ndarray]]:
-        vocabulary = heads.vocabulary
-        return ({"words": sorted(vocabulary.words, key=vocabulary.words.__getitem__),
-                 "chars": sorted(vocabulary.chars, key=vocabulary.chars.__getitem__)},
-                {"idf": vocabulary.idf, "coef": heads.coef, "intercept": heads.intercept})
-
-    @staticmethod
-    def from_state(meta: dict, arrays: Mapping[str, np.ndarray]) -> LexicalHeads:
-        words = {g: i for i, g in enumerate(meta["words"])}
-        chars = {g: len(words) + i for i, g in enumerate(meta["chars"])}
-        return LexicalHeads(NgramVocabulary(words, chars, arrays["idf"]), arrays["coef"], arrays["intercept"])
-
-
-KINDS = {cls.kind: cls for cls in (ConstantHead, LinearHead, SoftmaxHead, LexicalState)}
+KINDS = {cls.kind: cls for cls in (ConstantHead, LinearHead, SoftmaxHead, LexicalHeads)}
 
 
 def pack(tree) -> tuple[object, dict[str, np.ndarray]]:
@@ -117,9 +97,7 @@ def pack(tree) -> tuple[object, dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {}
 
     def walk(node, path: str):
-        if isinstance(node, LexicalHeads):
-            node_kind, (meta, found) = "lexical", LexicalState.state(node)
-        elif hasattr(node, "kind") and node.kind in KINDS and hasattr(node, "state"):
+        if hasattr(node, "kind") and node.kind in KINDS and hasattr(node, "state"):
             node_kind, (meta, found) = node.kind, node.state()
         elif isinstance(node, Mapping):
             return {str(k): walk(v, f"{path}/{k}") for k, v in node.items()}

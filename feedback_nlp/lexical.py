@@ -132,6 +132,8 @@ class NgramVocabulary:
 class LexicalHeads:
     """One logistic head per theme on TF-IDF n-grams: p = sigmoid(x . w + b), weights as arrays."""
 
+    kind = "lexical"  # how feedback_nlp.heads stores it
+
     def __init__(self, vocabulary: NgramVocabulary, coef: np.ndarray, intercept: np.ndarray):
         self.vocabulary = vocabulary
         self.coef = np.asarray(coef, dtype=np.float32)  # [n_columns, n_themes]
@@ -173,3 +175,16 @@ class LexicalHeads:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self.predict_proba_rows(self.vocabulary.transform(texts))
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """n-grams in column order (JSON), IDF and weights (arrays): see ``feedback_nlp.heads``."""
+        vocabulary = self.vocabulary
+        return ({"words": sorted(vocabulary.words, key=vocabulary.words.__getitem__),
+                 "chars": sorted(vocabulary.chars, key=vocabulary.chars.__getitem__)},
+                {"idf": vocabulary.idf, "coef": self.coef, "intercept": self.intercept})
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays) -> "LexicalHeads":
+        words = {g: i for i, g in enumerate(meta["words"])}
+        chars = {g: len(words) + i for i, g in enumerate(meta["chars"])}
+        return cls(NgramVocabulary(words, chars, arrays["idf"]), arrays["coef"], arrays["intercept"])
