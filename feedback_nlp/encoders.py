@@ -208,6 +208,13 @@ class UniversalSentenceEncoder:
     def spec(self) -> dict:
         return {"kind": "use", "tokenizer": self.tokenizer}
 
+    def __getstate__(self):
+        # The backend holds native handles (BLAS thread control): where the encoder lands it loads its own.
+        return {"tokenizer": self.tokenizer}
+
+    def __setstate__(self, state):
+        self.__init__(state["tokenizer"])
+
     def load(self):
         """The package's numpy backend, loaded now if it was not."""
         if self._backend is None:

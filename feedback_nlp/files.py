@@ -87,15 +87,16 @@ def cache_folder() -> Path:
     return Path(base) / "feedback-nlp"
 
 
-def plain_copy(source: Path, stem: str, write: Callable[[Path, BinaryIO], None]) -> Path:
+def plain_copy(source: Path, stem: str, write: Callable[[Path, BinaryIO], None], suffix: str = ".npz") -> Path:
     """An uncompressed copy of a package's compressed model file, kept in the cache folder.
 
     ``write(source, fh)`` writes the copy; it runs once, atomically, and the copy is keyed by
     the source's size and mtime (a new package version makes a new one). Raises OSError
-    where nothing can be written; callers fall back to the package's own loading.
+    where nothing can be written; callers fall back to the package's own loading. A ``.npy``
+    copy can be memory-mapped: only the pages a process reads become resident.
     """
     stat = source.stat()
-    plain = cache_folder() / f"{stem}-{stat.st_size}-{int(stat.st_mtime)}.npz"
+    plain = cache_folder() / f"{stem}-{stat.st_size}-{int(stat.st_mtime)}{suffix}"
     if not plain.is_file():
         write_atomic(plain, lambda fh: write(source, fh))
     return plain

@@ -98,26 +98,37 @@ _IDENTIFIER_LOCK = threading.Lock()
 
 
 def identifier(languages: Sequence[str] = DETECTED_LANGUAGES):
-    """py3langid's identifier restricted to ``languages``, loaded once per process (~0.7 s: its
-    model is LZMA-compressed; decompressing releases the GIL, so it can load beside other work)."""
+    """py3langid's identifier restricted to ``languages``, loaded once per process.
+
+    Built from plain copies of py3langid's model in the cache folder (see :func:`_from_plain_copy`);
+    from the package's LZMA-compressed file (~0.7 s; decompressing releases the GIL, so it can
+    load beside other work) where no copy can be made.
+    """
     key = tuple(languages)
     with _IDENTIFIER_LOCK:
         if key not in _IDENTIFIERS:
-            found = _from_plain_copy()
+            found = _from_plain_copy(key)
             if found is None:
                 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
                 found = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-            found.set_languages(list(key))
+                found.set_languages(list(key))
             _IDENTIFIERS[key] = found
         return _IDENTIFIERS[key]
 
 
-def _from_plain_copy():
-    """The identifier built from an uncompressed copy of py3langid's model kept in the cache
-    folder (see :func:`feedback_nlp.files.plain_copy`): loading skips the LZMA inflate, most
-    of the 0.7 s. None when no copy can be made or read (the caller then loads the package's
-    file as usual)."""
+def _from_plain_copy(languages: tuple[str, ...]):
+    """The identifier for ``languages``, from uncompressed copies of py3langid's model kept in
+    the cache folder (:func:`feedback_nlp.files.plain_copy`); None when no copy can be made or
+    read (the caller then loads the package's file as usual).
+
+    Loading skips the LZMA inflate (most of the 0.7 s), and memory holds only what detection
+    reads: the probability table's columns of ``languages`` (7 of its 27 MB for the default
+    38 languages: py3langid's own ``set_languages`` keeps the whole table beside the subset),
+    and the byte automaton's 37 MB transition table memory-mapped, so only the states real
+    text reaches become resident (about half of it over 5,000 comments in 8 languages).
+    BENCHMARKS.md section 4 has the memory this saves a server.
+    """
     import lzma
     import shutil
     from array import array
@@ -129,6 +140,13 @@ def _from_plain_copy():
         with lzma.open(source) as src:
             shutil.copyfileobj(src, fh, length=1 << 20)
 
+    def transitions(packed, fh) -> None:
+        with np.load(packed, allow_pickle=False) as data:
+            np.save(fh, np.ascontiguousarray(data["nextmove"]).astype(unsigned_type(data["nextmove"]), copy=False))
+
+    def unsigned_type(values):
+        return {2: np.uint16, 4: np.uint32, 8: np.uint64}[values.dtype.itemsize]
+
     def unsigned(values):
         out = array({2: "H", 4: "I", 8: "L"}[values.dtype.itemsize])
         out.frombytes(np.ascontiguousarray(values).tobytes())
@@ -138,10 +156,14 @@ def _from_plain_copy():
         from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
 
         plain = plain_copy(Path(MODEL_DIR) / MODEL_FILE, "py3langid", inflate)
+        nextmove = np.load(plain_copy(plain, "py3langid-nextmove", transitions, suffix=".npy"), mmap_mode="r")
         with np.load(plain, allow_pickle=False) as data:
+            classes = data["classes"].tolist()
+            chosen = [i for i, code in enumerate(classes) if code in set(languages)]
+            # A memoryview: indexing it gives plain ints, as py3langid's array does.
             return LanguageIdentifier(
-                np.asarray(data["ptc"]), np.asarray(data["pc"]), data["classes"].tolist(), unsigned(data["nextmove"]),
-                data["out_feat"].tolist(), norm_probs=True, tk_row=unsigned(data["nextmove_row"]))
+                np.ascontiguousarray(data["ptc"][:, chosen]), np.asarray(data["pc"])[chosen], [classes[i] for i in chosen],
+                memoryview(nextmove), data["out_feat"].tolist(), norm_probs=True, tk_row=unsigned(data["nextmove_row"]))
     except Exception:  # a read-only home, a changed model layout: the package's own loading
         return None
 

@@ -71,6 +71,13 @@ class OnnxEncoder:
     def __deepcopy__(self, memo):
         return self  # a loaded session is read-only; clone() shares it
 
+    def __getstate__(self):
+        # A session cannot be pickled: where the encoder lands (a Ray actor) it loads its own.
+        return {"folder": self.folder, "quantized": self.quantized, "threads": self.threads}
+
+    def __setstate__(self, state):
+        self.__init__(state["folder"], quantized=state["quantized"], threads=state["threads"])
+
     def spec(self) -> dict:
         return {"kind": "onnx", "path": str(self.folder), "quantized": self.quantized}
 

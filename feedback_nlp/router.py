@@ -23,6 +23,7 @@ from .classifier import ThemeClassifier
 from .errors import InvalidInputError
 from .languages import resolve_languages
 from .results import unscored
+from .runtime import CallPool
 from .text import sentencizer
 
 
@@ -42,6 +43,13 @@ class Engine:
     @property
     def loaded(self) -> bool:
         return self._model is not None
+
+    def __getstate__(self):
+        # Shipped whole (Ray pickles a loaded model to each actor): the engine loaded first.
+        return {"name": self.name, "model": self.model, "languages": self._languages}
+
+    def __setstate__(self, state):
+        self.__init__(state["name"], state["model"], languages=state["languages"])
 
     @property
     def model(self) -> ThemeClassifier:
@@ -79,6 +87,9 @@ class LanguageRouter:
         if not engines:
             raise InvalidInputError("a LanguageRouter needs at least one engine")
         self.engines = list(engines)
+        # The engines of one call run side by side: a batch's English comments and its other
+        # languages' are independent calls, and one alone leaves a core idle (BENCHMARKS.md §4).
+        self._pool = CallPool(len(self.engines), "feedback-nlp-engine")
         for engine in self.engines[1:]:
             if engine.loaded:
                 self.check_engine(engine.model, engine.name)
@@ -157,8 +168,10 @@ class LanguageRouter:
             unscored(c) for c in codes
         ]
         ids = [str(c) for c in self.main.classes_]
-        for e, rows in self._groups(chosen):
-            answers = self.engines[e].model.classify([X[i] for i in rows], [codes[i] for i in rows])
+        groups = list(self._groups(chosen))
+        every = self._pool.map(lambda group: self.engines[group[0]].model.classify(
+            [X[i] for i in group[1]], [codes[i] for i in group[1]]), groups)
+        for (e, rows), answers in zip(groups, every):
             for i, answer in zip(rows, answers):
                 if e and answer["scores"]:
                     raw = np.array([[answer["scores"][t] for t in ids]])
@@ -172,8 +185,10 @@ class LanguageRouter:
     def predict_proba(self, X, languages: Sequence[str | None] | str | None = None) -> np.ndarray:
         X, codes, chosen = self.route(X, languages)
         out = np.zeros((len(X), len(self.main.classes_)))
-        for e, rows in self._groups(chosen):
-            scores = self.engines[e].model.predict_proba([X[i] for i in rows], [codes[i] for i in rows])
+        groups = list(self._groups(chosen))
+        every = self._pool.map(lambda group: self.engines[group[0]].model.predict_proba(
+            [X[i] for i in group[1]], [codes[i] for i in group[1]]), groups)
+        for (e, rows), scores in zip(groups, every):
             out[rows] = self._to_main(e, scores)
         return out
 

@@ -91,6 +91,12 @@ class CallPool:
                 self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix=self._name)
         return [future.result() for future in [self._executor.submit(fn, call) for call in calls]]
 
+    def __getstate__(self):
+        return {"workers": self.workers, "name": self._name}  # threads and locks are made again where it lands
+
+    def __setstate__(self, state):
+        self.__init__(state["workers"], state["name"])
+
 
 _warm: weakref.WeakSet = weakref.WeakSet()
 _warm_lock = threading.Lock()

@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from feedback_nlp import ArtifactError, EncoderError, FeedbackNLPError, InvalidInputError, __version__, load_model
 
 from .batcher import Batcher, QueueFull
-from .memory import pin_malloc_thresholds, trimmer
+from .memory import limit_arenas, pin_malloc_thresholds, trimmer
 from .metrics import Metrics
 from .schemas import ClassifyRequest, ClassifyResponse, ErrorResponse, classify_pairs, encode_results
 from .settings import MAX_ITEMS, Settings
@@ -345,6 +345,7 @@ def _service(request: Request) -> Service:
 async def _load(app: FastAPI, settings: Settings) -> None:
     t0 = time.perf_counter()
     pin_malloc_thresholds(settings.malloc_mmap_threshold_kb * 1024)
+    limit_arenas(settings.malloc_arenas)
     try:
         model = await asyncio.to_thread(load_model, settings.model, threads=settings.threads)
         await asyncio.to_thread(model.classify, [WARMUP_TEXT])

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         "system (malloc_trim; keeps RSS flat, see serve/memory.py); 0 never."
     )
 
+    malloc_arenas: int = Field(
+        2, ge=0, description="glibc: most malloc arenas the server's threads share (lower memory, see "
+        "serve/memory.py); 0 leaves glibc's default (8 per core)."
+    )
+
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated origins whose browser pages may call the API "
         "(e.g. https://acme.service-now.com); empty (the default): no cross-origin access."

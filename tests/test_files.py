@@ -69,3 +69,5 @@ def test_plain_copy_is_written_once_and_keyed_by_the_source_size_and_mtime(tmp_p
     third = plain_copy(source, "use-weights", write)
     assert third not in (first, second) and third.read_bytes() == b"plain bigger compressed weights"
     assert len(list(first.parent.iterdir())) == 3 and len(writes) == 3
+    assert first.suffix == ".npz"  # the default kind of copy
+    assert plain_copy(source, "table", write, suffix=".npy").name.endswith(".npy")  # one np.load can memory-map

@@ -69,6 +69,28 @@ def test_an_unsupported_language_is_named_only_when_the_detector_is_sure():
                         covered) == ["en", "es", "sv"]
 
 
+def test_the_identifier_keeps_only_its_languages_and_answers_as_py3langid_does(tmp_path, monkeypatch):
+    import numpy as np
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    import feedback_nlp.languages as languages
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # fresh plain copies, made here
+    chosen = ("en", "de", "fr", "sv", "ja")
+    ours = languages._from_plain_copy(chosen)
+    assert ours is not None
+    assert sorted(ours.nb_classes) == sorted(chosen) and ours.nb_ptc.shape[1] == len(chosen)
+    assert isinstance(ours.tk_nextmove, memoryview)  # memory-mapped from the cache folder
+    assert any(p.suffix == ".npy" for p in (tmp_path / "feedback-nlp").iterdir())
+    theirs = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    theirs.set_languages(list(chosen))
+    for text in ["der Techniker war schnell", "merci beaucoup", "tack så mycket för hjälpen",
+                 "ありがとうございました", "took three days", "", "ok \udc00"]:
+        assert ours.classify(text)[0] == theirs.classify(text)[0]
+        assert np.isclose(ours.classify(text)[1], theirs.classify(text)[1])
+        assert ours.rank(text) == theirs.rank(text)
+
+
 def test_given_languages_win_and_bad_codes_name_the_field():
     assert resolve_languages(["ok", "hola"], "fr") == ["fr", "fr"]
     assert resolve_languages(["The printer is broken again.", "x"], [None, "es"]) == ["en", "es"]

@@ -193,3 +193,15 @@ def test_held_out_languages_stay_near_english(model):
     english = macro("native_en")
     for lang in ("de", "fr", "es"):
         assert macro(f"native_{lang}") >= 0.85 * english, lang
+
+
+def test_a_loaded_default_model_pickles_and_answers_the_same(model):
+    """Ray ships a loaded model to each actor by pickling it: sessions and backends load again there."""
+    import pickle
+
+    texts = ["Fixed fast but the technician was rude", "Der Techniker war sehr schnell, danke", "still broken"]
+    before = model.classify(texts)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.classify(texts) == before
+    # The shared USE part stays shared between the English pair and the multilingual engine.
+    assert copy.engines[1].model.encoder_ is copy.main.encoder_.parts[1]

@@ -30,6 +30,48 @@ def test_router_sends_each_comment_to_the_engine_of_its_language(router):
     assert [{ids[j] for j in np.flatnonzero(row)} for row in tagged] == [{t["theme"] for t in r["themes"]} for r in out]
 
 
+def test_the_engines_of_one_call_run_side_by_side_with_the_answers_of_one_at_a_time(router):
+    import threading
+
+    texts = ["der techniker war schnell und freundlich", "took three days to get a reply",
+             "er war unhoeflich und ungeduldig", "still broken after the fix"] * 3
+    languages = ["de", "en", "de", "en"] * 3
+    alone = [router.engines[0 if code == "en" else 1].model.classify([t], [code]) for t, code in zip(texts, languages)]
+    # Each engine waits at a barrier that opens only when both are inside classify at once.
+    both_inside = threading.Barrier(2, timeout=10)
+    engines = [engine.model for engine in router.engines]
+    originals = [model.classify for model in engines]
+
+    def waiting(original):
+        def classify(X, languages=None):
+            both_inside.wait()
+            return original(X, languages)
+        return classify
+
+    try:
+        for model, original in zip(engines, originals):
+            model.classify = waiting(original)
+        together = router.classify(texts, languages)
+    finally:
+        for model in engines:
+            del model.classify
+    assert not both_inside.broken
+    for one, answer in zip(alone, together):
+        expected = one[0]
+        assert answer["language"] == expected["language"]
+        assert [t["theme"] for t in answer["themes"]] == [t["theme"] for t in expected["themes"]]
+    assert [r["scores"] for r, code in zip(together, languages) if code == "en"] == [
+        one[0]["scores"] for one, code in zip(alone, languages) if code == "en"]
+
+
+def test_a_router_survives_pickling_as_ray_ships_a_loaded_model(router):
+    import pickle
+
+    texts, languages = ["der techniker war schnell und freundlich", "took three days to get a reply"], ["de", "en"]
+    copy = pickle.loads(pickle.dumps(router))
+    assert copy.classify(texts, languages) == router.classify(texts, languages)
+
+
 def test_align_maps_thresholds_onto_the_main_scale_monotonically():
     own, main = np.array([0.2, 0.7]), np.array([0.5, 0.4])
     grid = np.linspace(0, 1, 101)[:, None].repeat(2, axis=1)

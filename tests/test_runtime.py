@@ -75,3 +75,12 @@ def test_warm_up_loads_an_encoder_once_and_leaves_the_model_untouched(fitted):
     before = dict(vars(fitted))
     fitted.predict_proba(["still broken"])  # predicting sets nothing on the estimator
     assert vars(fitted).keys() == before.keys()
+
+
+def test_a_call_pool_survives_pickling_with_its_threads_made_again():
+    import pickle
+
+    pool = CallPool(2, "test-pool")
+    assert pool.map(lambda x: x * 2, [1, 2, 3]) == [2, 4, 6]  # its threads have started
+    copy = pickle.loads(pickle.dumps(pool))
+    assert copy.workers == 2 and copy.map(lambda x: x + 1, [1, 2]) == [2, 3]

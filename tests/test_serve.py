@@ -433,6 +433,22 @@ def test_malloc_thresholds_are_pinned_on_glibc_and_can_be_left_alone():
     assert Settings().malloc_mmap_threshold_kb == 4096
 
 
+def test_malloc_arenas_are_limited_through_mallopt_and_zero_leaves_glibc_alone(monkeypatch):
+    import serve.memory as memory
+
+    from types import SimpleNamespace
+
+    calls = []
+    libc = SimpleNamespace(mallopt=lambda option, value: calls.append((option, value)) or 1)
+    monkeypatch.setattr(memory, "_libc", lambda: libc)
+    assert memory.limit_arenas(2) is True
+    assert calls == [(memory.M_ARENA_MAX, 2)]
+    assert memory.limit_arenas(0) is False and len(calls) == 1  # 0: glibc's own default, nothing called
+    monkeypatch.setattr(memory, "_libc", lambda: None)  # no glibc (musl, macOS)
+    assert memory.limit_arenas(2) is False
+    assert Settings().malloc_arenas == 2
+
+
 def test_trimmer_trims_at_most_once_per_interval(monkeypatch):
     import serve.memory as memory
 
