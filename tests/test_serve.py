@@ -760,3 +760,9 @@ def test_any_json_string_over_http_is_answered_never_5xx(model_dir):
 
     collect()
     asyncio.run(post_all(seen))
+
+
+def test_every_setting_is_documented_in_the_serving_guide():
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "serving.md").read_text(encoding="utf-8")
+    missing = [name for name in Settings.model_fields if f"`FEEDBACK_NLP_{name.upper()}`" not in docs]
+    assert not missing, f"docs/serving.md does not list: {missing}"
