@@ -156,6 +156,32 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+class InFlight:
+    """Answer 429 ``overloaded`` (JSON, with Retry-After) to a request that arrives while
+    ``limit`` requests are already being answered, before anything reads its body. Probes are
+    never refused: an overloaded server is alive and ready, and a liveness probe that failed
+    under load would get it restarted. (uvicorn's own cap, ``max_connections``, sits above this
+    one as a backstop against stalled connections; it can only answer 503.)"""
+
+    PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit, self.count = app, limit, 0
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in self.PROBES:
+            return await self.app(scope, receive, send)
+        if self.count >= self.limit:
+            busy = error_response(429, "overloaded", f"the server is answering {self.limit} requests already; "
+                                  "retry after the Retry-After seconds", {"Retry-After": "1"})
+            return await busy(scope, receive, send)
+        self.count += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.count -= 1
+
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
@@ -409,6 +435,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID"],
                            expose_headers=["X-Request-ID", "Retry-After"])
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    app.add_middleware(InFlight, limit=settings.limit_concurrency)
     app.add_middleware(Observe, metrics=metrics)
     authenticated = [Depends(authenticate)]
 

@@ -79,6 +79,6 @@ def register(app: typer.Typer) -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         uvicorn.run(
             "serve.app:create_app", factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-            timeout_keep_alive=settings.keep_alive_s, limit_concurrency=settings.limit_concurrency,
+            timeout_keep_alive=settings.keep_alive_s, limit_concurrency=settings.max_connections,
             log_config=LOG_CONFIG, access_log=False,  # the app logs each request itself, without bodies
         )

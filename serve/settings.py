@@ -87,8 +87,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     body_timeout_s: float = Field(10.0, gt=0, description="A request body must arrive within this long (else 408).")
     limit_concurrency: int = Field(
-        256, ge=1, description="Most connections and requests at once per worker; beyond it uvicorn answers 503 "
-        "at once (stalled clients cannot pile up)."
+        256, ge=1, description="Most requests answered at once per worker; one more gets 429 (overloaded, "
+        "Retry-After) at once, before its body is read. Probes (/healthz, /readyz, /metrics) are never refused."
+    )
+    max_connections: int = Field(
+        1024, ge=1, description="Most open connections per worker (uvicorn's limit): a backstop against clients "
+        "that open connections and stall; beyond it uvicorn answers 503 at once. Keep it well above "
+        "limit_concurrency plus your callers' idle keep-alive connections, so overload is answered 429."
     )
     idempotency_ttl_s: int = Field(600, ge=0)
     idempotency_max_entries: int = Field(10_000, ge=0)

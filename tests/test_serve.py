@@ -341,6 +341,24 @@ async def test_full_queue_answers_429_with_retry_after(settings, calls):
     assert int(refused.headers["retry-after"]) >= 1 and error_code(refused) == "overloaded"
 
 
+@pytest.mark.anyio
+async def test_requests_beyond_the_concurrency_limit_get_429_never_5xx_and_probes_still_answer(settings, calls):
+    async with serving(settings(limit_concurrency=2, max_wait_ms=0, max_batch=1)) as client:
+        calls["delay"] = 0.3
+        posts = [asyncio.ensure_future(client.post("/v1/classify", json={"text": f"t{i}"})) for i in range(5)]
+        await asyncio.sleep(0.1)  # the first two are being answered
+        probes = [await client.get(path) for path in ("/healthz", "/readyz", "/metrics")]
+        responses = await asyncio.gather(*posts)
+        after = await client.post("/v1/classify", json={"text": "later"})
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 200, 429, 429, 429], statuses
+    refused = next(r for r in responses if r.status_code == 429)
+    assert error_code(refused) == "overloaded" and refused.headers["retry-after"] == "1"
+    assert refused.headers["x-request-id"]
+    assert [p.status_code for p in probes] == [200, 200, 200]
+    assert after.status_code == 200  # the slots are given back
+
+
 # --------------------------------------------------------------------------- logs
 
 @pytest.mark.anyio
@@ -719,7 +737,7 @@ async def test_a_trickled_body_is_cut_off_with_408(settings):
         assert (await client.post("/v1/classify", json={"text": "on time"})).status_code == 200
 
 
-def test_serve_command_limits_concurrent_connections(monkeypatch, model_dir):
+def test_serve_command_caps_open_connections(monkeypatch, model_dir):
     import uvicorn
     from typer.testing import CliRunner
 
@@ -728,7 +746,7 @@ def test_serve_command_limits_concurrent_connections(monkeypatch, model_dir):
     seen = {}
     monkeypatch.setattr(uvicorn, "run", lambda target, **kwargs: seen.update(kwargs))
     monkeypatch.setenv("FEEDBACK_NLP_MODEL", str(model_dir))
-    monkeypatch.setenv("FEEDBACK_NLP_LIMIT_CONCURRENCY", "64")
+    monkeypatch.setenv("FEEDBACK_NLP_MAX_CONNECTIONS", "64")
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     result = CliRunner().invoke(cli_app, ["serve", "--model", str(model_dir), "--port", "0"])
     assert result.exit_code == 0, result.output
