@@ -140,17 +140,12 @@ def _from_plain_copy(languages: tuple[str, ...]):
         with lzma.open(source) as src:
             shutil.copyfileobj(src, fh, length=1 << 20)
 
+    def unsigned(values) -> np.ndarray:  # py3langid stores its tables as signed integers of the same size
+        return np.ascontiguousarray(values).view(f"u{values.dtype.itemsize}")
+
     def transitions(packed, fh) -> None:
         with np.load(packed, allow_pickle=False) as data:
-            np.save(fh, np.ascontiguousarray(data["nextmove"]).astype(unsigned_type(data["nextmove"]), copy=False))
-
-    def unsigned_type(values):
-        return {2: np.uint16, 4: np.uint32, 8: np.uint64}[values.dtype.itemsize]
-
-    def unsigned(values):
-        out = array({2: "H", 4: "I", 8: "L"}[values.dtype.itemsize])
-        out.frombytes(np.ascontiguousarray(values).tobytes())
-        return out
+            np.save(fh, unsigned(data["nextmove"]))
 
     try:
         from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
@@ -158,12 +153,14 @@ def _from_plain_copy(languages: tuple[str, ...]):
         plain = plain_copy(Path(MODEL_DIR) / MODEL_FILE, "py3langid", inflate)
         nextmove = np.load(plain_copy(plain, "py3langid-nextmove", transitions, suffix=".npy"), mmap_mode="r")
         with np.load(plain, allow_pickle=False) as data:
-            classes = data["classes"].tolist()
-            chosen = [i for i, code in enumerate(classes) if code in set(languages)]
+            classes, row = data["classes"].tolist(), unsigned(data["nextmove_row"])
+            wanted = set(languages)
+            chosen = [i for i, code in enumerate(classes) if code in wanted]
             # A memoryview: indexing it gives plain ints, as py3langid's array does.
             return LanguageIdentifier(
                 np.ascontiguousarray(data["ptc"][:, chosen]), np.asarray(data["pc"])[chosen], [classes[i] for i in chosen],
-                memoryview(nextmove), data["out_feat"].tolist(), norm_probs=True, tk_row=unsigned(data["nextmove_row"]))
+                memoryview(nextmove), data["out_feat"].tolist(), norm_probs=True,
+                tk_row=array(row.dtype.char, row.tobytes()))
     except Exception:  # a read-only home, a changed model layout: the package's own loading
         return None
 

@@ -87,9 +87,7 @@ class LanguageRouter:
         if not engines:
             raise InvalidInputError("a LanguageRouter needs at least one engine")
         self.engines = list(engines)
-        # The engines of one call run side by side: a batch's English comments and its other
-        # languages' are independent calls, and one alone leaves a core idle (BENCHMARKS.md §4).
-        self._pool = CallPool(len(self.engines), "feedback-nlp-engine")
+        self._pool = CallPool(len(self.engines), "feedback-nlp-engine")  # see _per_engine
         for engine in self.engines[1:]:
             if engine.loaded:
                 self.check_engine(engine.model, engine.name)
@@ -156,6 +154,15 @@ class LanguageRouter:
             if rows:
                 yield e, rows
 
+    def _per_engine(self, method: str, X: list, codes: list[str], chosen: list[int | None]):
+        """(engine, rows, what its ``method`` gave for those rows) for each engine with rows. The
+        engines run side by side: a batch's English comments and its other languages' are
+        independent calls, and one alone leaves a core idle (BENCHMARKS.md §4)."""
+        groups = list(self._groups(chosen))
+        every = self._pool.map(lambda group: getattr(self.engines[group[0]].model, method)(
+            [X[i] for i in group[1]], [codes[i] for i in group[1]]), groups)
+        return [(e, rows, answer) for (e, rows), answer in zip(groups, every)]
+
     def _to_main(self, e: int, scores: np.ndarray) -> np.ndarray:
         if e == 0:
             return scores
@@ -168,10 +175,7 @@ class LanguageRouter:
             unscored(c) for c in codes
         ]
         ids = [str(c) for c in self.main.classes_]
-        groups = list(self._groups(chosen))
-        every = self._pool.map(lambda group: self.engines[group[0]].model.classify(
-            [X[i] for i in group[1]], [codes[i] for i in group[1]]), groups)
-        for (e, rows), answers in zip(groups, every):
+        for e, rows, answers in self._per_engine("classify", X, codes, chosen):
             for i, answer in zip(rows, answers):
                 if e and answer["scores"]:
                     raw = np.array([[answer["scores"][t] for t in ids]])
@@ -185,10 +189,7 @@ class LanguageRouter:
     def predict_proba(self, X, languages: Sequence[str | None] | str | None = None) -> np.ndarray:
         X, codes, chosen = self.route(X, languages)
         out = np.zeros((len(X), len(self.main.classes_)))
-        groups = list(self._groups(chosen))
-        every = self._pool.map(lambda group: self.engines[group[0]].model.predict_proba(
-            [X[i] for i in group[1]], [codes[i] for i in group[1]]), groups)
-        for (e, rows), scores in zip(groups, every):
+        for e, rows, scores in self._per_engine("predict_proba", X, codes, chosen):
             out[rows] = self._to_main(e, scores)
         return out
 

@@ -36,14 +36,20 @@ def _libc():
         return None
 
 
+def _mallopt():
+    """glibc's mallopt(3), typed; None where there is none (musl, macOS)."""
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is not None:
+        mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+        mallopt.restype = ctypes.c_int
+    return mallopt
+
+
 def pin_malloc_thresholds(mmap_threshold: int = 4096 * 1024) -> bool:
     """Fix glibc's mmap threshold (and trim threshold at twice it); False where there is no glibc."""
-    libc = _libc() if mmap_threshold > 0 else None
-    mallopt = getattr(libc, "mallopt", None)  # musl and others have no mallopt
+    mallopt = _mallopt() if mmap_threshold > 0 else None
     if mallopt is None:
         return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, 2 * mmap_threshold))
 
 
@@ -56,12 +62,8 @@ def limit_arenas(arenas: int) -> bool:
     2 MB requests was 15-40 MB lower (BENCHMARKS.md section 4), as free pages are reused
     across threads instead of held per arena.
     """
-    mallopt = getattr(_libc() if arenas > 0 else None, "mallopt", None)
-    if mallopt is None:
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_ARENA_MAX, arenas))
+    mallopt = _mallopt() if arenas > 0 else None
+    return mallopt is not None and bool(mallopt(M_ARENA_MAX, arenas))
 
 
 def trimmer(every_s: float) -> Callable[[], None] | None:
