@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from feedback_nlp import ArtifactError, EncoderError, FeedbackNLPError, InvalidInputError, __version__, load_model
 
 from .batcher import Batcher, QueueFull
-from .memory import limit_arenas, pin_malloc_thresholds, trimmer
+from .memory import limit_arenas, pin_malloc_thresholds, releaser, trimmer
 from .metrics import Metrics
 from .schemas import ClassifyRequest, ClassifyResponse, ErrorResponse, classify_pairs, encode_results
 from .settings import MAX_ITEMS, Settings
@@ -383,7 +383,9 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     batcher = Batcher(classify_pairs(model), max_batch=settings.max_batch, max_batch_chars=settings.max_batch_chars,
                       max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue, max_delay_s=settings.max_delay_s,
                       item_error=item_error, calls=settings.model_calls, on_batch=metrics.batch_size.observe,
-                      after_batch=trimmer(settings.malloc_trim_every_s))
+                      after_batch=trimmer(settings.malloc_trim_every_s),
+                      when_idle=releaser() if settings.malloc_trim_idle_s > 0 else None,
+                      idle_after_s=settings.malloc_trim_idle_s)
     batcher.start()
     metrics.track_queue(lambda: batcher.queued)
     app.state.service = Service(model, batcher, Replies(settings.idempotency_ttl_s, settings.idempotency_max_entries))

@@ -15,6 +15,9 @@ honest ``retry_after``) when its expected wait would pass ``max_delay_s``, or wh
 A model call that fails never fails the requests beside it: the batch is retried request by
 request, and a request's comments one by one; a comment that fails alone gets ``item_error``'s
 answer while the others are answered (a request whose every comment fails gets the error).
+
+Housekeeping runs in the model's thread, never in a caller's way: ``after_batch`` once a
+batch's answers are out, ``when_idle`` once no request has arrived for ``idle_after_s``.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class Batcher:
         item_error: Callable[[Exception], object] | None = None,
         on_batch: Callable[[int], None] | None = None,
         after_batch: Callable[[], None] | None = None,
+        when_idle: Callable[[], None] | None = None,
+        idle_after_s: float = 1.0,
         chars_per_s: float = 50_000.0,
         calls: int = 1,
     ):
@@ -79,6 +84,8 @@ class Batcher:
         self._item_error = item_error
         self._on_batch = on_batch
         self._after_batch = after_batch  # housekeeping in the model's thread, once the answers are out
+        # Housekeeping in the model's thread once nothing has arrived for ``idle_after_s``: once per quiet spell.
+        self._when_idle, self.idle_after_s, self._idle_done = when_idle, idle_after_s, True
         self.chars_per_s = chars_per_s  # running estimate of the model's speed (starts cautious)
         self._jobs: deque[_Job] = deque()
         self._queued = 0  # comments waiting, not yet handed to the model
@@ -146,7 +153,14 @@ class Batcher:
         while True:
             while not self._jobs:
                 self._arrival.clear()
-                await self._arrival.wait()
+                if self._idle_done:
+                    await self._arrival.wait()
+                    continue
+                try:
+                    await asyncio.wait_for(self._arrival.wait(), self.idle_after_s)
+                except TimeoutError:
+                    self._idle_done = True
+                    self._executor.submit(self._when_idle)
             deadline = self._jobs[0].arrived + self.max_wait
             while (self._queued < self.max_batch and self._queued_chars < self.max_batch_chars
                    and (left := deadline - time.monotonic()) > 0):
@@ -160,6 +174,7 @@ class Batcher:
             if not pieces:  # every caller in it went away
                 self._slots.release()
                 continue
+            self._idle_done = self._when_idle is None
             task = asyncio.get_running_loop().create_task(self._serve(pieces))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

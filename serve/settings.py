@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         2.0, ge=0, description="glibc: at most this often, after a batch, free heap pages go back to the "
         "system (malloc_trim; keeps RSS flat, see serve/memory.py); 0 never."
     )
+    malloc_trim_idle_s: float = Field(
+        1.0, ge=0, description="glibc: once no request has arrived for this long, every free heap page goes "
+        "back to the system (malloc_trim), so a server between bursts holds only what it uses; 0 never."
+    )
 
     malloc_arenas: int = Field(
         2, ge=0, description="glibc: most malloc arenas the server's threads share (lower memory, see "

@@ -517,6 +517,49 @@ async def test_batcher_housekeeping_runs_after_the_answers_went_out():
         await batcher.stop()
 
 
+@pytest.mark.anyio
+async def test_batcher_releases_memory_once_per_quiet_spell():
+    from serve.batcher import Batcher
+
+    idle = []
+    quiet = threading.Event()
+    batcher = Batcher(lambda texts: [t.upper() for t in texts], max_wait_ms=0, idle_after_s=0.2,
+                      when_idle=lambda: idle.append(time.monotonic()) or quiet.set())
+    batcher.start()
+    try:
+        await asyncio.sleep(0.4)
+        assert idle == []  # nothing was served yet: nothing to give back
+        for _ in range(5):  # requests closer together than idle_after_s: no release in between
+            assert await asyncio.wait_for(batcher.submit(["a"]), 5) == ["A"]
+            await asyncio.sleep(0.05)
+        assert idle == []
+        assert await asyncio.to_thread(quiet.wait, 5)
+        await asyncio.sleep(0.5)
+        assert len(idle) == 1  # once per quiet spell, not every idle_after_s
+        quiet.clear()
+        assert await asyncio.wait_for(batcher.submit(["b"]), 5) == ["B"]
+        assert await asyncio.to_thread(quiet.wait, 5)
+        assert len(idle) == 2
+    finally:
+        await batcher.stop()
+
+
+def test_releaser_trims_every_call(monkeypatch):
+    import serve.memory as memory
+
+    from types import SimpleNamespace
+
+    trims = []
+    monkeypatch.setattr(memory, "_libc", lambda: SimpleNamespace(malloc_trim=lambda pad: trims.append(pad) or 1))
+    release = memory.releaser()
+    release()
+    release()
+    assert trims == [0, 0]
+    monkeypatch.setattr(memory, "_libc", lambda: None)  # no glibc
+    assert memory.releaser() is None
+    assert Settings().malloc_trim_idle_s == 1.0
+
+
 def test_serve_command_passes_settings_to_uvicorn(monkeypatch, model_dir):
     import uvicorn
     from typer.testing import CliRunner
