@@ -97,8 +97,8 @@ _LOCKS_LOCK = threading.Lock()
 
 def sentencizer(language: str = "en"):
     """spaCy's blank pipeline for ``language`` with its sentencizer, and its punctuation: made
-    once per language (French takes ~4 s: its tokenizer exceptions), also when several threads
-    ask at once; one language loading never holds up another."""
+    once per language (0.05-0.8 s each; French's rules are made once per install, ~3 s, then
+    cached), also when several threads ask at once; one language loading never holds up another."""
     with _LOCKS_LOCK:
         lock = _SENTENCIZER_LOCKS.setdefault(language, threading.Lock())
     with lock:
@@ -115,13 +115,62 @@ def _sentencizer(language: str = "en"):
     """
     import spacy  # here, not at the top: ~0.6 s (more where torch is installed: spaCy's thinc imports it)
 
-    try:
-        nlp = spacy.blank(language)
-    except (ImportError, KeyError, ValueError, OSError):  # unknown code, or a tokenizer that needs a package
-        nlp = spacy.blank("xx")
+    nlp = _without_word_pattern(language) if language in _WORD_PATTERN_LANGUAGES else None
+    if nlp is None:
+        try:
+            nlp = spacy.blank(language)
+        except (ImportError, KeyError, ValueError, OSError):  # unknown code, or a tokenizer that needs a package
+            nlp = spacy.blank("xx")
     nlp.add_pipe("sentencizer")
     punct = set(nlp.get_pipe("sentencizer").punct_chars)
     return nlp, punct
+
+
+# Languages whose spaCy tokenizer has a whole-word pattern (``token_match``) that costs far
+# more than the rest of it: French compiles ~300 case-insensitive Unicode alternatives of
+# hyphenated and elided words ("black-out", "prud'homme") when its module is imported, 34 MB
+# and ~2 s. The pattern only keeps such a word in one piece; it matches letters, hyphens
+# and apostrophes only, so it never decides where a sentence ends.
+_WORD_PATTERN_LANGUAGES = frozenset({"fr"})
+
+_TOKENIZER_RULES = """
+import sys, spacy
+sys.stdout.buffer.write(spacy.blank(sys.argv[1]).tokenizer.to_bytes(exclude=["vocab", "token_match"]))
+"""
+
+
+def _without_word_pattern(language: str):
+    """spaCy's multi-language blank pipeline with ``language``'s tokenizer rules (prefixes,
+    suffixes, infixes, abbreviations such as "M." and "etc.") but not its whole-word pattern;
+    None where that cannot be had (the caller loads spaCy's own pipeline).
+
+    The rules are serialised once, by a child process (importing the language's module is
+    what costs the memory), into the cache folder, keyed by spaCy's version and files.
+    tests/test_text.py checks that sentences come out as with spaCy's own pipeline.
+    """
+    import subprocess
+    import sys
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    import spacy
+
+    from .files import plain_copy
+
+    def serialise(source: Path, fh) -> None:
+        done = subprocess.run([sys.executable, "-c", _TOKENIZER_RULES, language], capture_output=True, timeout=120)
+        if done.returncode != 0 or not done.stdout:
+            raise OSError(f"serialising spaCy's {language} tokenizer failed: {done.stderr.decode(errors='replace')[-300:]}")
+        fh.write(done.stdout)
+
+    try:
+        source = Path(find_spec(f"spacy.lang.{language}").origin)
+        rules = plain_copy(source, f"spacy-{spacy.__version__}-{language}-tokenizer", serialise, suffix=".bin")
+        nlp = spacy.blank("xx")
+        nlp.tokenizer.from_bytes(rules.read_bytes(), exclude=["vocab"])
+        return nlp
+    except Exception:  # no cache folder, no child process, a changed format: spaCy's own pipeline
+        return None
 
 
 def split_sentences(text: str, language: str = "en") -> list[Sentence]:

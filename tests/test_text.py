@@ -116,3 +116,58 @@ def test_spacy_is_imported_as_it_is_and_a_thread_importing_torch_meanwhile_works
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+FRENCH_CASES = [
+    "Bonjour M. Dupont. Mme. Durand est là.", "Voir p. ex. le ticket n° 42... Merci!",
+    "Le black-out a duré 2h. C'est-à-dire trop.", "J.-C. Martin m'a aidé ; super.",
+    "Qu'est-ce qu'il a fait? Rien!!! Vraiment...", "Site: https://exemple.fr/aide?x=1. Ensuite rien.",
+    "Il est 10 h. 3 techniciens. 4%. 5 €.", "aujourd'hui, prud'homme. Peut-être demain.",
+    "«Pas résolu.» Après-midi perdu.", "Est-il venu ? Non. Etc. etc. Fin.",
+]
+
+
+def test_french_is_split_as_spacys_own_pipeline_does_without_its_word_pattern(tmp_path, monkeypatch):
+    """French loads without spaCy's whole-word pattern (34 MB); every sentence of the corpus's
+    French comments, and of hard cases (abbreviations, hyphens, elisions, URLs), comes out the same."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    import spacy
+
+    from feedback_nlp import text
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    lean = text._without_word_pattern("fr")
+    assert lean is not None and lean.tokenizer.token_match is None
+    assert len(list((tmp_path / "feedback-nlp").glob("spacy-*-fr-tokenizer-*.bin"))) == 1
+    lean.add_pipe("sentencizer")
+    own = spacy.blank("fr")
+    own.add_pipe("sentencizer")
+    assert own.tokenizer.token_match is not None  # what the lean one leaves out
+    data = Path(__file__).resolve().parent.parent / "training" / "data"
+    french = [row["text"] for name in ("train", "dev", "test") for row in map(json.loads, open(data / f"{name}.jsonl"))
+              if row.get("language") == "fr"]
+    assert len(french) > 500
+    differ = [t for t in french + FRENCH_CASES
+              if [(s.start_char, s.end_char) for s in lean(t).sents] != [(s.start_char, s.end_char) for s in own(t).sents]]
+    assert differ == []
+    assert [t.text for t in lean("M. Dupont, etc. Fini.")] == ["M.", "Dupont", ",", "etc.", "Fini", "."]  # its abbreviations
+
+    def no_child(*args, **kwargs):
+        raise AssertionError("the cached rules are read, not made again")
+
+    monkeypatch.setattr(subprocess, "run", no_child)
+    assert text._without_word_pattern("fr") is not None
+
+
+def test_french_falls_back_to_spacys_own_pipeline_when_the_rules_cannot_be_cached(tmp_path, monkeypatch):
+    import subprocess
+
+    from feedback_nlp import text
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, b"", b"boom"))
+    assert text._without_word_pattern("fr") is None
+    assert not list(tmp_path.rglob("*.bin"))  # nothing half-written is left to be read later
