@@ -622,6 +622,20 @@ def test_openapi_says_exactly_one_of_text_and_items(model_dir):
     assert not validator.is_valid({})
 
 
+def test_openapi_lists_a_security_scheme_only_where_credentials_are_required(model_dir):
+    from serve.app import create_app
+    from serve.settings import Settings
+
+    open_api = create_app(Settings(model=model_dir)).openapi()
+    assert "securitySchemes" not in open_api.get("components", {})
+    assert all("security" not in op for path in open_api["paths"].values() for op in path.values())
+    keyed = create_app(Settings(model=model_dir, api_keys=["k"])).openapi()
+    assert {"APIKeyHeader", "HTTPBearer"} <= set(keyed["components"]["securitySchemes"])
+    for path in ("/v1/classify", "/v1/model", "/metrics"):
+        assert keyed["paths"][path][next(iter(keyed["paths"][path]))]["security"]
+    assert "security" not in keyed["paths"]["/healthz"]["get"]
+
+
 @pytest.mark.anyio
 async def test_docs_render_from_local_assets_only(settings):
     import re
