@@ -156,10 +156,11 @@ def _from_plain_copy(languages: tuple[str, ...]):
             classes, row = data["classes"].tolist(), unsigned(data["nextmove_row"])
             wanted = set(languages)
             chosen = [i for i, code in enumerate(classes) if code in wanted]
-            # A memoryview: indexing it gives plain ints, as py3langid's array does.
+            # Memoryviews: indexing gives plain ints, as py3langid's own lists do (the output table
+            # takes 0.4 MB so, against 3.7 MB as a list of ints).
             return LanguageIdentifier(
                 np.ascontiguousarray(data["ptc"][:, chosen]), np.asarray(data["pc"])[chosen], [classes[i] for i in chosen],
-                memoryview(nextmove), data["out_feat"].tolist(), norm_probs=True,
+                memoryview(nextmove), memoryview(np.ascontiguousarray(data["out_feat"])), norm_probs=True,
                 tk_row=array(row.dtype.char, row.tobytes()))
     except Exception:  # a read-only home, a changed model layout: the package's own loading
         return None

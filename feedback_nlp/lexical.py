@@ -10,7 +10,9 @@ inside each whitespace-separated token padded with spaces, lowercased; sublinear
 frequency times smoothed IDF, each block L2-normalised. Only n-grams seen in at least
 ``min_df`` training comments are kept. Everything is plain Python and numpy at prediction
 time (scikit-learn fits the heads), and a token's character n-grams are computed once and
-remembered, since survey comments reuse a small vocabulary.
+remembered, since survey comments reuse a small vocabulary. The n-gram columns are held
+compactly (:class:`GramColumns`): a served model's 180,000 n-grams take ~5 MB, not ~20 MB of
+Python dictionaries and strings.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -37,12 +39,81 @@ def _chars(token: str) -> list[str]:
     return [padded[i : i + n] for n in CHAR_SIZES for i in range(len(padded) - n + 1)]
 
 
+class GramColumns(Mapping):
+    """n-gram -> column for ``grams[i]`` -> ``start + i``: a read-only mapping held as one string
+    of all the n-grams, their end offsets and their sorted hashes (about 5x smaller than a
+    dict of str -> int). :meth:`lookup` finds many n-grams in one vectorised search; every
+    hit is checked against the n-gram itself, so a hash collision can never pick a column."""
+
+    def __init__(self, grams: Sequence[str], start: int = 0):
+        grams = list(grams)
+        self.start = int(start)
+        self._text = "".join(grams)
+        self._ends = np.cumsum(np.fromiter(map(len, grams), dtype=np.int64, count=len(grams)))
+        hashes = np.fromiter(map(hash, grams), dtype=np.int64, count=len(grams))
+        order = np.argsort(hashes, kind="stable")
+        self._hashes = hashes[order]
+        self._rows = order.astype(np.int32)
+
+    def _gram(self, row: int) -> str:
+        return self._text[(int(self._ends[row - 1]) if row else 0) : int(self._ends[row])]
+
+    def lookup(self, grams: Sequence[str]) -> np.ndarray:
+        """Column of each of ``grams`` (int64), -1 where it has none."""
+        n, size = len(grams), len(self._hashes)
+        out = np.full(n, -1, dtype=np.int64)
+        if not n or not size:
+            return out
+        wanted = np.fromiter(map(hash, grams), dtype=np.int64, count=n)
+        at = np.minimum(np.searchsorted(self._hashes, wanted), size - 1)
+        hit = np.flatnonzero(self._hashes[at] == wanted)
+        rows = self._rows[at[hit]].astype(np.int64)
+        ends = self._ends[rows]
+        starts = np.where(rows > 0, self._ends[rows - 1], 0)
+        text, found, columns = self._text, [], []
+        for k, row, a, b in zip(hit.tolist(), rows.tolist(), starts.tolist(), ends.tolist()):
+            if text[a:b] != grams[k]:  # another n-gram with the same hash: look at the others that share it
+                row = self._same_hash(grams[k], int(at[k]))
+                if row < 0:
+                    continue
+            found.append(k)
+            columns.append(row)
+        out[found] = np.asarray(columns, dtype=np.int64) + self.start
+        return out
+
+    def _same_hash(self, gram: str, i: int) -> int:
+        h = self._hashes[i]
+        while i < len(self._hashes) and self._hashes[i] == h:
+            if self._gram(int(self._rows[i])) == gram:
+                return int(self._rows[i])
+            i += 1
+        return -1
+
+    def __getitem__(self, gram: str) -> int:
+        column = int(self.lookup([gram])[0]) if isinstance(gram, str) else -1
+        if column < 0:
+            raise KeyError(gram)
+        return column
+
+    def __iter__(self) -> Iterator[str]:  # in column order
+        return (self._gram(row) for row in range(len(self._ends)))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+
 class NgramVocabulary:
     """Word and character n-gram columns with their IDF; turns texts into sparse TF-IDF rows."""
 
-    def __init__(self, words: dict[str, int], chars: dict[str, int], idf: np.ndarray):
-        self.words = words  # word n-gram -> column
-        self.chars = chars  # character n-gram -> column (after the word columns)
+    def __init__(self, words: Sequence[str] | Mapping[str, int], chars: Sequence[str] | Mapping[str, int], idf: np.ndarray):
+        """``words`` and ``chars``: the n-grams in column order (a mapping n-gram -> column is
+        taken in its columns' order); the word columns come first, then the character ones."""
+        def in_order(grams) -> list[str]:
+            return sorted(grams, key=grams.__getitem__) if isinstance(grams, Mapping) else list(grams)
+
+        words = in_order(words)
+        self.words = GramColumns(words)  # word n-gram -> column
+        self.chars = GramColumns(in_order(chars), start=len(words))  # character n-gram -> column
         self.idf = np.asarray(idf, dtype=np.float32)
         self._token_columns: dict[str, np.ndarray] = {}
 
@@ -51,7 +122,7 @@ class NgramVocabulary:
         return len(self.idf)
 
     def __getstate__(self):
-        return {"words": self.words, "chars": self.chars, "idf": self.idf}
+        return {"words": list(self.words), "chars": list(self.chars), "idf": self.idf}
 
     def __setstate__(self, state):
         self.__init__(state["words"], state["chars"], state["idf"])
@@ -69,13 +140,13 @@ class NgramVocabulary:
         n = len(texts)
         idf = [math.log((1 + n) / (1 + word_df[g])) + 1 for g in words]
         idf += [math.log((1 + n) / (1 + char_df[g])) + 1 for g in chars]
-        return cls({g: i for i, g in enumerate(words)}, {g: len(words) + i for i, g in enumerate(chars)}, np.array(idf))
+        return cls(words, chars, np.array(idf))
 
     def _char_columns(self, token: str) -> np.ndarray:
         columns = self._token_columns.get(token)
         if columns is None:
-            get = self.chars.get
-            columns = np.array([c for c in map(get, _chars(token)) if c is not None], dtype=np.int32)
+            columns = self.chars.lookup(_chars(token))
+            columns = columns[columns >= 0].astype(np.int32)
             if len(self._token_columns) >= _CACHE_LIMIT:
                 self._token_columns.clear()
             self._token_columns[token] = columns
@@ -88,16 +159,15 @@ class NgramVocabulary:
         few numpy operations: per-text numpy calls would cost more than the counting.
         """
         n = len(texts)
-        get = self.words.get
-        word_cols: list[int] = []
-        word_lengths: list[int] = []
+        word_grams: list[str] = []
+        gram_counts: list[int] = []
         char_parts: list[np.ndarray] = []
         char_lengths: list[int] = []
         for text in texts:
             lowered = text.lower()
-            found = [c for c in map(get, _words(lowered)) if c is not None]
-            word_cols.extend(found)
-            word_lengths.append(len(found))
+            grams = _words(lowered)
+            word_grams.extend(grams)
+            gram_counts.append(len(grams))
             total = 0
             for token in lowered.split():
                 columns = self._char_columns(token)
@@ -106,13 +176,15 @@ class NgramVocabulary:
             char_lengths.append(total)
         size = np.int64(max(1, self.size))
         rows_index = np.arange(n, dtype=np.int64)
+        word_cols = self.words.lookup(word_grams)
+        found = word_cols >= 0
+        word_rows = np.repeat(rows_index, gram_counts)[found]
+        char_cols = np.concatenate(char_parts).astype(np.int64) if char_parts else np.zeros(0, np.int64)
         keys, values = [], []
-        for cols, lengths in ((np.array(word_cols, dtype=np.int64), word_lengths),
-                              (np.concatenate(char_parts).astype(np.int64) if char_parts else np.zeros(0, np.int64),
-                               char_lengths)):
+        for rows_of, cols in ((word_rows, word_cols[found]), (np.repeat(rows_index, char_lengths), char_cols)):
             if not len(cols):
                 continue
-            unique, counts = np.unique(np.repeat(rows_index, lengths) * size + cols, return_counts=True)
+            unique, counts = np.unique(rows_of * size + cols, return_counts=True)
             rows = unique // size
             weight = (1.0 + np.log(counts)) * self.idf[unique % size]
             norms = np.sqrt(np.bincount(rows, weights=weight * weight, minlength=n))
@@ -179,12 +251,9 @@ class LexicalHeads:
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """n-grams in column order (JSON), IDF and weights (arrays): see ``feedback_nlp.heads``."""
         vocabulary = self.vocabulary
-        return ({"words": sorted(vocabulary.words, key=vocabulary.words.__getitem__),
-                 "chars": sorted(vocabulary.chars, key=vocabulary.chars.__getitem__)},
+        return ({"words": list(vocabulary.words), "chars": list(vocabulary.chars)},
                 {"idf": vocabulary.idf, "coef": self.coef, "intercept": self.intercept})
 
     @classmethod
     def from_state(cls, meta: dict, arrays) -> "LexicalHeads":
-        words = {g: i for i, g in enumerate(meta["words"])}
-        chars = {g: len(words) + i for i, g in enumerate(meta["chars"])}
-        return cls(NgramVocabulary(words, chars, arrays["idf"]), arrays["coef"], arrays["intercept"])
+        return cls(NgramVocabulary(meta["words"], meta["chars"], arrays["idf"]), arrays["coef"], arrays["intercept"])

@@ -85,3 +85,20 @@ def test_a_blend_model_classifies_without_scikit_learn_or_scipy(tiny_rows, tmp_p
     model = ThemeClassifier(encoder=HashingEncoder(dim=64), cv=3, lexical_weight=0.5).fit(texts, [r["themes"] for r in tiny_rows])
     save_model(model, tmp_path / "m")
     assert_classifies_without(tmp_path / "m")
+
+
+def test_gram_columns_find_every_gram_and_never_a_wrong_one(monkeypatch):
+    from feedback_nlp import lexical
+    from feedback_nlp.lexical import GramColumns
+
+    grams = ["ab", "bc", " x ", "é", "\ud83d", "日本", "b"]
+    columns = GramColumns(grams, start=10)
+    assert columns.lookup(grams).tolist() == list(range(10, 17))
+    assert columns.lookup(["zz", "ab", "", "a"]).tolist() == [-1, 10, -1, -1]
+    assert list(columns) == grams and len(columns) == 7
+    assert columns["bc"] == 11 and columns.get("zz") is None and "zz" not in columns and "日本" in columns
+    assert GramColumns([]).lookup(["a"]).tolist() == [-1]
+    # Every n-gram with the same hash: each is still found by its text, and an unseen one is not.
+    monkeypatch.setattr(lexical, "hash", lambda gram: 7, raising=False)
+    same = GramColumns(grams, start=0)
+    assert same.lookup(grams[::-1] + ["zz"]).tolist() == list(range(6, -1, -1)) + [-1]
