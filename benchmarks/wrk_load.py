@@ -12,7 +12,8 @@ One run, one server (`feedback-nlp serve`, default settings) on 127.0.0.1:
    comments/s and CPU per comment;
 5. head of line: two 2 MB requests (100 x 20,000-character comments each) at once, then one
    comment 1 s later: its status and latency;
-6. the server's RSS after all of it.
+6. the server's RSS right after the load and after the 2 MB requests, and again 3 s later
+   (once the server has been quiet for FEEDBACK_NLP_MALLOC_TRIM_IDLE_S it hands free heap pages back).
 The wrk script posts the corpus's comments (shuffled once, seed 0) in turn, one per request.
 Writes benchmarks/results/wrk_load.json.
 """
@@ -118,8 +119,11 @@ def main() -> None:
         load["server_cpu_ms_per_comment"] = round(server_cpu / max(1, load["requests"]) * 1000, 2)
         rss_after_load = rss_mb(server.proc.pid)
         time.sleep(3)  # let the load's last requests drain: the head-of-line test starts from an idle server
+        rss_after_load_idle = rss_mb(server.proc.pid)  # after FEEDBACK_NLP_MALLOC_TRIM_IDLE_S (1 s) of quiet
         hol = head_of_line(server.url)
         rss_after_giants = rss_mb(server.proc.pid)
+        time.sleep(3)
+        rss_after_giants_idle = rss_mb(server.proc.pid)
     finally:
         server.stop()
     batch = measure_batch(args.model, texts[:5000], args.duration)
@@ -133,7 +137,8 @@ def main() -> None:
             "server_rate_over_batch_rate": round(load["requests_per_s"] / batch["comments_per_s"], 3),
         },
         "head_of_line_two_2mb_then_one": hol,
-        "rss_mb": {"after_load": rss_after_load, "after_2mb_requests": rss_after_giants},
+        "rss_mb": {"after_load": rss_after_load, "after_load_3s_idle": rss_after_load_idle,
+                   "after_2mb_requests": rss_after_giants, "after_2mb_requests_3s_idle": rss_after_giants_idle},
         "cpus": os.cpu_count(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
