@@ -391,9 +391,13 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     if hasattr(model, "load_engines"):
         # The other languages' engines and spaCy pipelines load after ready, in the background: English
         # is answered at once, and a comment in another language waits at most for its engine to finish.
+        release = releaser() if settings.malloc_trim_idle_s > 0 else None
+
         def warm() -> None:
             model.load_engines()
             model.load_sentence_splitters()
+            if release is not None:  # what loading freed (parsed weights, whole tables cut to a subset) goes back
+                release()
 
         app.state.warming = asyncio.get_running_loop().run_in_executor(None, warm)
     _log(logging.INFO, event="model_ready", **app.state.service.ref, seconds=round(time.perf_counter() - t0, 2))

@@ -75,7 +75,8 @@ class Settings(BaseSettings):
     )
     malloc_trim_idle_s: float = Field(
         1.0, ge=0, description="glibc: once no request has arrived for this long, every free heap page goes "
-        "back to the system (malloc_trim), so a server between bursts holds only what it uses; 0 never."
+        "back to the system (malloc_trim), so a server between bursts holds only what it uses; also once, when "
+        "the background loading after ready is done; 0 never."
     )
 
     malloc_arenas: int = Field(

@@ -544,6 +544,44 @@ async def test_batcher_releases_memory_once_per_quiet_spell():
         await batcher.stop()
 
 
+@pytest.mark.anyio
+async def test_memory_loading_freed_goes_back_once_the_background_loading_is_done(settings, monkeypatch, model_dir):
+    import serve.app as serve_app
+
+    order = []
+
+    class Routed:  # a model with language engines that load after ready, as the shipped one
+        def __init__(self, model):
+            self.model, self.manifest_ = model, model.manifest_
+
+        def classify(self, texts, languages=None):
+            return self.model.classify(texts)
+
+        def load_engines(self):
+            order.append("engines")
+
+        def load_sentence_splitters(self):
+            order.append("splitters")
+
+    monkeypatch.setattr(serve_app, "load_model", lambda path, threads=None: Routed(load_model(model_dir)))
+    monkeypatch.setattr(serve_app, "releaser", lambda: lambda: order.append("release"))
+    app = create_app(settings())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
+            await wait_ready(client)
+            await app.state.warming
+    assert order == ["engines", "splitters", "release"]
+    order.clear()
+    app = create_app(settings(malloc_trim_idle_s=0))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
+            await wait_ready(client)
+            await app.state.warming
+    assert order == ["engines", "splitters"]  # 0: never
+
+
 def test_releaser_trims_every_call(monkeypatch):
     import serve.memory as memory
 
