@@ -12,7 +12,6 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 # An HTML entity (named or numeric), or a run of whitespace/control/invisible characters.
 _TOKEN_RE = re.compile(
@@ -93,25 +92,33 @@ def normalize(text: str) -> str:
 
 _SENTENCIZER_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
+_PIPELINES: dict[str, tuple] = {}
+# spaCy's vocabulary learns every new word it tokenizes and never forgets one: a long-running
+# server fed ticket numbers, names and typos grew by ~0.6 KB per new word without end (190 MB
+# after 100,000 comments with unique ids, BENCHMARKS.md section 4). A pipeline that has learnt
+# this many words is replaced by a fresh one (the same sentences; its vocabulary is only a cache).
+VOCABULARY_LIMIT = 20_000
 
 
 def sentencizer(language: str = "en"):
     """spaCy's blank pipeline for ``language`` with its sentencizer, and its punctuation: made
     once per language (0.05-0.8 s each; French's rules are made once per install, ~3 s, then
-    cached), also when several threads ask at once; one language loading never holds up another."""
+    cached) and again once its vocabulary passes ``VOCABULARY_LIMIT``, also when several
+    threads ask at once; one language loading never holds up another."""
     with _LOCKS_LOCK:
         lock = _SENTENCIZER_LOCKS.setdefault(language, threading.Lock())
     with lock:
-        return _sentencizer(language)
+        found = _PIPELINES.get(language)
+        if found is None or len(found[0].vocab) > VOCABULARY_LIMIT:
+            found = _PIPELINES[language] = _sentencizer(language)
+        return found
 
 
-@lru_cache(maxsize=None)
 def _sentencizer(language: str = "en"):
     """spaCy's blank pipeline for ``language`` with its rule-based sentencizer, and its punctuation.
 
     Each language's tokenizer knows its own abbreviations ("z.B.", "p. ej."); languages whose
     blank pipeline needs an extra package (ja, ko, th, ...) use spaCy's multi-language one.
-    Loaded once per language.
     """
     import spacy  # here, not at the top: ~0.6 s (more where torch is installed: spaCy's thinc imports it)
 

@@ -171,3 +171,24 @@ def test_french_falls_back_to_spacys_own_pipeline_when_the_rules_cannot_be_cache
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, b"", b"boom"))
     assert text._without_word_pattern("fr") is None
     assert not list(tmp_path.rglob("*.bin"))  # nothing half-written is left to be read later
+
+
+def test_a_pipeline_that_learnt_too_many_words_is_replaced_and_splits_the_same(monkeypatch):
+    """spaCy's vocabulary keeps every word it has seen: a server fed ticket numbers would grow
+    without end. Past VOCABULARY_LIMIT the language's pipeline starts afresh."""
+    from feedback_nlp import text
+
+    texts = [f"Ticket INC{i:07d} was slow. User u{i * 7919} says: still broken!" for i in range(400)]
+    first, _ = text.sentencizer("en")
+    monkeypatch.setattr(text, "VOCABULARY_LIMIT", len(first.vocab) + 300)
+    expected = [[(s.text, s.start, s.end) for s in sents] for sents in text.split_sentences_many(texts[:1])]
+    seen, sizes, answers = {id(first)}, [], []
+    for i in range(0, len(texts), 20):
+        answers += [[(s.text, s.start, s.end) for s in sents] for sents in text.split_sentences_many(texts[i:i + 20])]
+        nlp, _ = text.sentencizer("en")
+        seen.add(id(nlp))
+        sizes.append(len(nlp.vocab))
+    assert len(seen) > 1  # replaced at least once
+    assert max(sizes) <= text.VOCABULARY_LIMIT + 20 * 10  # at most one call's new words past the limit
+    assert answers[0] == expected[0]
+    assert answers[1] == [("Ticket INC0000001 was slow.", 0, 27), ("User u7919 says: still broken!", 28, 58)]
