@@ -1,7 +1,7 @@
 """Soak `feedback-nlp serve` on loopback: sustained load with memory watched, then overload.
 
     python benchmarks/soak.py [--duration 60] [--clients 32] [--overload-clients 256]
-                              [--overload-duration 15] [--max-queue 64] [--model DIR]
+                              [--overload-duration 15] [--max-queue 64] [--model DIR] [--unique-ids]
 
 The server runs here as a subprocess (`python -m feedback_nlp serve`, default settings except
 FEEDBACK_NLP_MAX_QUEUE). Each client posts one comment per request and sends the next as soon as
@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -156,6 +157,19 @@ def show(report: dict, results: dict[str, bool]) -> None:
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
 
 
+class WithTicketNumbers(Sequence):
+    """The comments in turn, the i-th with " (INC<i>)" added: no two requests share the number."""
+
+    def __init__(self, texts: list[str]):
+        self.texts = texts
+
+    def __len__(self) -> int:
+        return 10**12  # the clients' counter never wraps
+
+    def __getitem__(self, i: int) -> str:
+        return f"{self.texts[i % len(self.texts)]} (INC{i:07d})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=60.0, help="Seconds of sustained load.")
@@ -166,11 +180,16 @@ def main() -> None:
     parser.add_argument("--max-queue", type=int, default=64, help="FEEDBACK_NLP_MAX_QUEUE for the server (comments).")
     parser.add_argument("--model", default=None, help="Model folder (default: the promoted or shipped model).")
     parser.add_argument("--comments", type=Path, default=None, help="JSONL (text) or CSV (text/comment) file.")
+    parser.add_argument("--unique-ids", action="store_true", help=(
+        "Every request's comment ends with a ticket number never sent before, as real ones do: a cache "
+        "that keeps every new word (spaCy's vocabulary did) shows as growth; cycling the corpus hides it."))
     args = parser.parse_args()
     if args.max_queue <= args.clients or args.max_queue >= args.overload_clients:
         parser.error("--max-queue must lie between --clients and --overload-clients, or a phase tests nothing")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     texts = read_comments(args.comments)
+    if args.unique_ids:
+        texts = WithTicketNumbers(texts)
     log = Path(tempfile.mkdtemp(prefix="feedback-nlp-soak-")) / "server.log"
     server = Server(args.model, {"FEEDBACK_NLP_MAX_QUEUE": str(args.max_queue)}, log)
     try:

@@ -26,7 +26,7 @@ import numpy as np
 
 _WORD = re.compile(r"\w\w+")
 CHAR_SIZES = (2, 3, 4, 5)
-_CACHE_LIMIT = 20_000  # tokens whose character columns are remembered (~0.3 KB each); then it starts afresh
+_CACHE_LIMIT = 10_000  # tokens whose character columns are remembered (~0.3 KB each); then it starts afresh
 
 
 def _words(text: str) -> list[str]:

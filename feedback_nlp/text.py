@@ -97,7 +97,7 @@ _PIPELINES: dict[str, tuple] = {}
 # server fed ticket numbers, names and typos grew by ~0.6 KB per new word without end (190 MB
 # after 100,000 comments with unique ids, BENCHMARKS.md section 4). A pipeline that has learnt
 # this many words is replaced by a fresh one (the same sentences; its vocabulary is only a cache).
-VOCABULARY_LIMIT = 20_000
+VOCABULARY_LIMIT = 10_000
 
 
 def sentencizer(language: str = "en"):
