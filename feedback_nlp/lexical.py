@@ -55,6 +55,11 @@ class GramColumns(Mapping):
         self._hashes = hashes[order]
         self._rows = order.astype(np.int32)
 
+    def __reduce__(self):
+        # Rebuilt where it lands: str hashes differ between processes (PYTHONHASHSEED), so the
+        # sorted hashes must never travel in a pickle (a Ray actor, a joblib worker).
+        return (GramColumns, (list(self), self.start))
+
     def _gram(self, row: int) -> str:
         return self._text[(int(self._ends[row - 1]) if row else 0) : int(self._ends[row])]
 

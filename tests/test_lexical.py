@@ -102,3 +102,23 @@ def test_gram_columns_find_every_gram_and_never_a_wrong_one(monkeypatch):
     monkeypatch.setattr(lexical, "hash", lambda gram: 7, raising=False)
     same = GramColumns(grams, start=0)
     assert same.lookup(grams[::-1] + ["zz"]).tolist() == list(range(6, -1, -1)) + [-1]
+
+
+def test_gram_columns_pickled_into_another_process_still_find_their_grams(tmp_path):
+    """str hashes differ between processes: a pickle must carry the n-grams, not their hashes."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    from feedback_nlp.lexical import GramColumns
+
+    grams = [f"g{i}" for i in range(200)] + ["réponse", " x "]
+    path = tmp_path / "columns.pkl"
+    path.write_bytes(pickle.dumps(GramColumns(grams, start=5)))
+    code = ("import pickle, sys; c = pickle.loads(open(sys.argv[1], 'rb').read()); "
+            "print(c.lookup(['g0', 'g199', 'réponse', ' x ', 'nope']).tolist())")
+    for seed in ("1", "2"):
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONHASHSEED": seed})
+        assert done.stdout.strip() == "[5, 204, 205, 206, -1]", done.stderr[-2000:]
