@@ -379,20 +379,18 @@ async def _load(app: FastAPI, settings: Settings) -> None:
         _log(logging.ERROR, event="model_load_failed", error=type(exc).__name__, message=str(exc))
         return
     metrics: Metrics = app.state.metrics
+    release = releaser() if settings.malloc_trim_idle_s > 0 else None  # hands free heap pages back
     batcher = Batcher(classify_pairs(model), max_batch=settings.max_batch, max_batch_chars=settings.max_batch_chars,
                       max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue, max_delay_s=settings.max_delay_s,
                       item_error=item_error, calls=settings.model_calls, on_batch=metrics.batch_size.observe,
                       after_batch=trimmer(settings.malloc_trim_every_s),
-                      when_idle=releaser() if settings.malloc_trim_idle_s > 0 else None,
-                      idle_after_s=settings.malloc_trim_idle_s)
+                      when_idle=release, idle_after_s=settings.malloc_trim_idle_s)
     batcher.start()
     metrics.track_queue(lambda: batcher.queued)
     app.state.service = Service(model, batcher, Replies(settings.idempotency_ttl_s, settings.idempotency_max_entries))
     if hasattr(model, "load_engines"):
         # The other languages' engines and spaCy pipelines load after ready, in the background: English
         # is answered at once, and a comment in another language waits at most for its engine to finish.
-        release = releaser() if settings.malloc_trim_idle_s > 0 else None
-
         def warm() -> None:
             model.load_engines()
             model.load_sentence_splitters()
